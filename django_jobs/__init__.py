@@ -1,0 +1,41 @@
+"""django-jobs: background jobs for Django, as a ``django.tasks`` backend."""
+
+from django.tasks.base import (
+    DEFAULT_TASK_BACKEND_ALIAS,
+    DEFAULT_TASK_PRIORITY,
+    DEFAULT_TASK_QUEUE_NAME,
+)
+
+__all__ = ["task"]
+
+
+def task(
+    function=None,
+    *,
+    priority: int = DEFAULT_TASK_PRIORITY,
+    queue_name: str = DEFAULT_TASK_QUEUE_NAME,
+    backend: str = DEFAULT_TASK_BACKEND_ALIAS,
+    takes_context: bool = False,
+    **options,
+):
+    """Declare a task, passing extra options (``max_attempts``, ``timeout``…) to the backend.
+
+    Same signature as Django 6.1's ``django.tasks.task``; works on Django 6.0 too, whose
+    ``task()`` does not forward extra keywords to the backend's ``task_class``.
+    """
+    from django.tasks import task_backends
+
+    if "run_after" in options:
+        raise TypeError("run_after cannot be set on @task; use .using(run_after=...).")
+
+    def wrapper(func):
+        return task_backends[backend].task_class(
+            func=func,
+            priority=priority,
+            queue_name=queue_name,
+            backend=backend,
+            takes_context=takes_context,
+            **options,
+        )
+
+    return wrapper(function) if function else wrapper

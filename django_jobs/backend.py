@@ -1,0 +1,140 @@
+"""The ``django.tasks`` backend: validates, serialises and writes Job rows, reads results."""
+
+from datetime import datetime
+
+from asgiref.sync import sync_to_async
+from django.tasks import TaskResult
+from django.tasks.backends.base import BaseTaskBackend
+from django.tasks.base import TaskError
+from django.tasks.exceptions import TaskResultDoesNotExist
+from django.tasks.signals import task_enqueued
+from django.utils import timezone
+from django.utils.functional import cached_property
+
+from .conf import JobsOptions
+from .jsonargs import check_json
+from .tasks import JobTask
+
+
+class JobsBackend(BaseTaskBackend):
+    """Store jobs as ``django_jobs.Job`` rows; dispatch through the database or Redis."""
+
+    task_class = JobTask
+    supports_defer = True
+    supports_async_task = True
+    supports_get_result = True
+    supports_priority = True
+
+    def __init__(self, alias: str, params: dict):
+        super().__init__(alias, params)
+        self.jobs_options = JobsOptions.from_dict(self.options)
+
+    @property
+    def database(self) -> str:
+        return self.jobs_options.database
+
+    @cached_property
+    def broker(self):
+        from .brokers import get_broker
+
+        return get_broker(self)
+
+    # --- enqueue --------------------------------------------------------------------------
+    def enqueue(self, task: JobTask, args, kwargs) -> TaskResult:
+        """Write the job row in the caller's transaction and hand it to the broker."""
+        job = self.build_job(task, args, kwargs)
+        job.save(using=self.database, force_insert=True)
+        self.broker.publish([job])
+        result = self.to_result(job, task)
+        task_enqueued.send(type(self), task_result=result)
+        return result
+
+    async def aenqueue(self, task: JobTask, args, kwargs) -> TaskResult:
+        return await sync_to_async(self.enqueue, thread_sensitive=True)(task, args, kwargs)
+
+    def build_job(self, task: JobTask, args, kwargs, now: datetime | None = None):
+        """Validate a call and return its unsaved Job row."""
+        from .models import Job
+
+        self.validate_task(task)
+        check_json(list(args), "args")
+        check_json(dict(kwargs), "kwargs")
+        now = now or timezone.now()
+        max_attempts = task.max_attempts or self.jobs_options.default_max_attempts
+        return Job(
+            backend=self.alias,
+            queue_name=task.queue_name,
+            priority=task.priority,
+            task_path=task.module_path,
+            args=list(args),
+            kwargs=dict(kwargs),
+            options=task.stored_options(),
+            run_after=max(task.run_after or now, now),
+            enqueued_at=now,
+            max_attempts=max_attempts,
+            timeout=task.timeout,
+        )
+
+    def validate_task(self, task) -> None:
+        super().validate_task(task)
+        if not isinstance(task, JobTask):
+            from django.tasks.exceptions import InvalidTask
+
+            raise InvalidTask(
+                f"{task.module_path} is a {type(task).__name__}; declare it with "
+                "@django_jobs.task or @django.tasks.task using this backend."
+            )
+
+    # --- results --------------------------------------------------------------------------
+    def get_result(self, result_id) -> TaskResult:
+        from django.core.exceptions import ValidationError
+
+        from .models import Job
+
+        try:
+            job = Job.objects.using(self.database).get(pk=result_id, backend=self.alias)
+        except (Job.DoesNotExist, ValidationError, ValueError) as e:
+            raise TaskResultDoesNotExist(result_id) from e
+        return self.to_result(job)
+
+    async def aget_result(self, result_id) -> TaskResult:
+        return await sync_to_async(self.get_result, thread_sensitive=True)(result_id)
+
+    def to_result(self, job, task: JobTask | None = None) -> TaskResult:
+        """Describe a Job row as Django's ``TaskResult``."""
+        from . import registry
+        from .models import TASK_RESULT_STATUS
+
+        task = task or registry.resolve(job.task_path)
+        run_after = job.run_after if job.run_after > job.enqueued_at else None
+        task = task.using(
+            priority=job.priority,
+            queue_name=job.queue_name,
+            run_after=run_after,
+            backend=job.backend,
+        )
+        result = TaskResult(
+            task=task,
+            id=str(job.pk),
+            status=TASK_RESULT_STATUS[job.status],
+            enqueued_at=job.enqueued_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            last_attempted_at=job.last_attempted_at,
+            args=job.args,
+            kwargs=job.kwargs,
+            backend=job.backend,
+            errors=[
+                TaskError(exception_class_path=e["exception_class_path"], traceback=e["traceback"])
+                for e in job.errors
+            ],
+            worker_ids=list(job.worker_ids),
+        )
+        object.__setattr__(result, "_return_value", job.return_value)
+        return result
+
+    # --- checks ---------------------------------------------------------------------------
+    def check(self, **kwargs):
+        from .checks import check_backend
+
+        return check_backend(self)

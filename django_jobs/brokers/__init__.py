@@ -1,0 +1,12 @@
+"""Brokers: how a job id travels from enqueue to a worker's claim."""
+
+
+def get_broker(backend):
+    """Return the broker a backend's OPTIONS ask for."""
+    if backend.jobs_options.broker == "database":
+        from .database import DatabaseBroker
+
+        return DatabaseBroker(backend.jobs_options)
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"Unknown broker {backend.jobs_options.broker!r}.")

@@ -1,0 +1,127 @@
+"""Dispatch straight from the job table.
+
+PostgreSQL: one ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`` round
+trip per claim, and LISTEN/NOTIFY (a trigger notifies on every READY row) to wake workers.
+MySQL/MariaDB: SELECT … FOR UPDATE SKIP LOCKED then UPDATE, in one transaction.
+SQLite: the same transaction, which ``transaction_mode='IMMEDIATE'`` serialises across
+processes; the guarded UPDATE keeps it correct even without that setting.
+"""
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db import connections, transaction
+
+from ..conf import JobsOptions
+
+logger = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "django_jobs"
+
+
+class DatabaseBroker:
+    """Claim jobs from the database; wake on PostgreSQL notifications, else poll."""
+
+    def __init__(self, options: JobsOptions):
+        self.options = options
+        self.database = options.database
+        self._listener: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    def publish(self, jobs: Sequence) -> None:
+        """Nothing to do: the row is the message (PostgreSQL's trigger notifies on commit)."""
+
+    def claim(self, worker_id: str, queues: Sequence[str], limit: int, now: datetime) -> list:
+        if connections[self.database].vendor == "postgresql":
+            return self._claim_returning(worker_id, queues, limit, now)
+        return self._claim_two_step(worker_id, queues, limit, now)
+
+    def _ready(self, queues: Sequence[str], now: datetime):
+        from ..models import Job
+
+        jobs = Job.objects.using(self.database).ready(now)
+        if queues:
+            jobs = jobs.filter(queue_name__in=queues)
+        return jobs.order_by("-priority", "run_after")
+
+    def _claim_returning(self, worker_id, queues, limit, now) -> list:
+        from ..models import Job
+
+        # The inner SELECT walks the partial claim index in priority/age order and skips rows
+        # another worker has locked, so concurrent claimers never wait on or share a row.
+        ready = self._ready(queues, now).values("pk")[:limit]
+        inner_sql, inner_params = ready.query.sql_with_params()
+        inner_sql += " FOR UPDATE SKIP LOCKED"  # the ORM refuses it outside atomic()
+        claim = Job.objects.using(self.database).filter(pk__in=[])  # compiled for its SET
+        set_sql, set_params = _update_set_sql(claim, worker_id, now, self.options)
+        sql = (
+            f"UPDATE {Job._meta.db_table} SET {set_sql} "
+            f"WHERE id IN ({inner_sql}) AND status = 'READY' RETURNING *"  # noqa: S608 (compiled by the ORM)
+        )
+        return list(Job.objects.using(self.database).raw(sql, (*set_params, *inner_params)))
+
+    def _claim_two_step(self, worker_id, queues, limit, now) -> list:
+        from ..models import Job
+
+        with transaction.atomic(using=self.database):
+            ids = list(
+                self._ready(queues, now)
+                .select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)[:limit]
+            )
+            if not ids:
+                return []
+            jobs = Job.objects.using(self.database).filter(pk__in=ids)
+            jobs.claim(worker_id, now, self.options.lease)
+        return list(jobs.held_by(worker_id))
+
+    def listen(self, wake: threading.Event) -> None:
+        if connections[self.database].vendor != "postgresql" or self._listener:
+            return
+        self._listener = threading.Thread(
+            target=self._listen, args=(wake,), name="django-jobs-listen", daemon=True
+        )
+        self._listener.start()
+
+    def _listen(self, wake: threading.Event) -> None:
+        import psycopg
+
+        params = _psycopg_params(self.database)
+        while not self._closed.is_set():
+            try:
+                with psycopg.connect(**params, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    wake.set()  # anything enqueued while we were not listening
+                    while not self._closed.is_set():
+                        for _ in conn.notifies(timeout=1.0):
+                            wake.set()
+            except psycopg.Error as e:
+                logger.warning("LISTEN connection lost error=%r; reconnecting", e)
+                self._closed.wait(1.0)
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+def _update_set_sql(queryset, worker_id: str, now: datetime, options: JobsOptions):
+    """Compile the claim's SET clause with the ORM, so it matches ``JobQuerySet.claim``."""
+    from django.db.models.sql.subqueries import UpdateQuery
+
+    from ..models import Job, claim_values
+
+    query = UpdateQuery(Job)
+    query.add_update_values(claim_values(worker_id, now, options.lease))
+    compiler = query.get_compiler(queryset.db)
+    sql, params = compiler.as_sql()
+    # "UPDATE table SET a = %s, … WHERE …" → keep only the assignments.
+    set_sql = sql.split(" SET ", 1)[1].split(" WHERE ", 1)[0]
+    return set_sql, params
+
+
+def _psycopg_params(alias: str) -> dict:
+    params = connections[alias].get_connection_params()
+    for key in ("cursor_factory", "context", "prepare_threshold", "server_side_binding"):
+        params.pop(key, None)
+    return params

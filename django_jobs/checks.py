@@ -1,0 +1,71 @@
+"""System checks: misconfiguration shows up in ``manage.py check`` with a hint."""
+
+from django.conf import settings
+from django.core import checks
+
+from .conf import BROKERS, JobsOptions
+
+
+def check_backend(backend) -> list[checks.CheckMessage]:
+    """Check one JobsBackend's OPTIONS and the database it stores jobs in."""
+    options = backend.options
+    errors: list[checks.CheckMessage] = []
+    where = f"TASKS[{backend.alias!r}]['OPTIONS']"
+    unknown = JobsOptions.unknown_keys(options)
+    if unknown:
+        errors.append(
+            checks.Error(
+                f"{where} has unknown key(s): {', '.join(unknown)}.",
+                hint=f"Known keys: {', '.join(JobsOptions.__dataclass_fields__)}.",
+                id="django_jobs.E001",
+            )
+        )
+    jobs_options = backend.jobs_options
+    if jobs_options.broker not in BROKERS:
+        errors.append(
+            checks.Error(
+                f"{where}['broker'] is {jobs_options.broker!r}.",
+                hint=f"Use one of: {', '.join(BROKERS)}.",
+                id="django_jobs.E002",
+            )
+        )
+    if jobs_options.broker == "redis" and not jobs_options.redis_url:
+        errors.append(
+            checks.Error(
+                f"{where} uses the redis broker without 'redis_url'.",
+                hint="Set 'redis_url': 'redis://host:6379/0'.",
+                id="django_jobs.E003",
+            )
+        )
+    if jobs_options.database not in settings.DATABASES:
+        errors.append(
+            checks.Error(
+                f"{where}['database'] is {jobs_options.database!r}, not a DATABASES alias.",
+                hint=f"Use one of: {', '.join(settings.DATABASES)}.",
+                id="django_jobs.E004",
+            )
+        )
+        return errors
+    if jobs_options.heartbeat_interval * 2 > jobs_options.lease_seconds:
+        errors.append(
+            checks.Error(
+                f"{where}: heartbeat_interval ({jobs_options.heartbeat_interval}s) must be at "
+                f"most half of lease_seconds ({jobs_options.lease_seconds}s).",
+                hint="Otherwise a live worker's jobs could be rescued as if it had died.",
+                id="django_jobs.E005",
+            )
+        )
+    database = settings.DATABASES[jobs_options.database]
+    if database["ENGINE"].endswith("sqlite3"):
+        db_options = database.get("OPTIONS", {})
+        if str(db_options.get("transaction_mode", "")).upper() != "IMMEDIATE":
+            errors.append(
+                checks.Warning(
+                    "Jobs are stored in SQLite without transaction_mode 'IMMEDIATE'.",
+                    hint="Set DATABASES[...]['OPTIONS'] = {'transaction_mode': 'IMMEDIATE', "
+                    "'timeout': 30, 'init_command': 'PRAGMA journal_mode=WAL;'} so several "
+                    "worker processes never hit 'database is locked'.",
+                    id="django_jobs.W001",
+                )
+            )
+    return errors

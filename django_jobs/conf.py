@@ -1,0 +1,41 @@
+"""Backend OPTIONS, with their defaults, in one typed place."""
+
+from dataclasses import dataclass, fields
+from datetime import timedelta
+
+BROKERS = ("database", "redis")
+
+
+@dataclass(frozen=True)
+class JobsOptions:
+    broker: str = "database"
+    database: str = "default"
+    redis_url: str | None = None
+    #: How long a claimed job stays with its worker without a heartbeat.
+    lease_seconds: float = 60.0
+    #: How often a worker renews its leases and looks for expired ones.
+    heartbeat_interval: float = 10.0
+    #: Longest sleep between claim attempts when no wake-up arrives.
+    poll_interval: float = 1.0
+    #: Default grace period for running jobs on SIGTERM/SIGINT.
+    shutdown_timeout: float = 30.0
+    default_max_attempts: int = 1
+    #: Extra modules holding tasks, besides every installed app's ``tasks`` module.
+    task_modules: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, options: dict) -> "JobsOptions":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in options.items() if k in known}
+        if "task_modules" in values:
+            values["task_modules"] = tuple(values["task_modules"])
+        return cls(**values)
+
+    @classmethod
+    def unknown_keys(cls, options: dict) -> list[str]:
+        known = {f.name for f in fields(cls)}
+        return sorted(set(options) - known)
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.lease_seconds)

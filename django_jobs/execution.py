@@ -1,0 +1,166 @@
+"""Run one claimed job: resolve its task, call it, record the outcome, apply the retry policy.
+
+Every write is fenced by (worker, attempt): if the job's lease was lost and the job handed to
+another worker, this attempt's outcome is dropped instead of overwriting the newer one.
+"""
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import DatabaseError, InterfaceError, close_old_connections, connections
+from django.tasks import TaskResultStatus
+from django.tasks.signals import task_finished, task_started
+from django.utils import timezone
+
+from . import registry
+from .context import JobContext
+from .exceptions import JobArgumentsError
+from .jsonargs import check_json
+from .models import Job, error_entry
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Attempt:
+    """One claimed job in the hands of one worker."""
+
+    job: Job
+    worker_id: str
+    backend: object
+    task: object = None
+    result: object = None
+    outcome: str = field(default="", init=False)
+
+    @property
+    def held(self):
+        """The job's row, as long as this attempt still owns it."""
+        return (
+            Job.objects.using(self.backend.database)
+            .filter(pk=self.job.pk)
+            .held_by(self.worker_id, self.job.attempts)
+        )
+
+    def prepare(self) -> None:
+        """Resolve the task and check the row; raises for a row that must fail outright."""
+        self.task = registry.resolve(self.job.task_path)
+        if self.job.options:
+            self.task = self.task.using(**self.job.options)
+        if not isinstance(self.job.args, list) or not isinstance(self.job.kwargs, dict):
+            raise JobArgumentsError(
+                f"args must be a JSON list and kwargs a JSON object, got "
+                f"{type(self.job.args).__name__} and {type(self.job.kwargs).__name__}."
+            )
+        self.result = self.backend.to_result(self.job, self.task)
+
+    def call_args(self) -> tuple[list, dict]:
+        args = list(self.job.args)
+        if self.task.takes_context:
+            context = JobContext(task_result=self.result, database=self.backend.database)
+            args.insert(0, context)
+        return args, self.job.kwargs
+
+    def succeed(self, value, now: datetime | None = None) -> None:
+        try:
+            check_json(value, "return value")
+        except Exception as e:  # noqa: BLE001  (a non-JSON return value fails the attempt)
+            self.fail(e, now)
+            return
+        if self._write(lambda held: held.mark_succeeded(now or timezone.now(), value)):
+            self._finish(TaskResultStatus.SUCCESSFUL, value)
+        else:
+            self._lost()
+
+    def fail(self, exc: BaseException, now: datetime | None = None, retry: bool = True) -> None:
+        """Record a failed attempt: back in the queue after a backoff, or FAILED for good."""
+        now = now or timezone.now()
+        cls = type(exc)
+        error = error_entry(
+            f"{cls.__module__}.{cls.__qualname__}",
+            "".join(traceback.format_exception(exc)),
+            self.job.attempts,
+            self.worker_id,
+        )
+        again = (
+            retry
+            and self.task is not None
+            and self.task.should_retry(exc, self.job.attempts, self.job.max_attempts)
+        )
+        if again:
+            run_after = now + self.task.retry_delay(self.job.attempts)
+            written = self._write(lambda held: held.retry_later(run_after, error))
+            status = TaskResultStatus.READY
+        else:
+            written = self._write(lambda held: held.mark_failed(now, error))
+            status = TaskResultStatus.FAILED
+        if not written:
+            self._lost()
+            return
+        logger.log(
+            logging.WARNING if again else logging.ERROR,
+            "job failed job_id=%s task=%s attempt=%s/%s retry=%s error=%s",
+            self.job.pk,
+            self.job.task_path,
+            self.job.attempts,
+            self.job.max_attempts,
+            again,
+            error["exception_class_path"],
+        )
+        self.job.errors = [*self.job.errors, error]
+        self._finish(status, None)
+
+    def _write(self, update) -> int:
+        """Apply a fenced update, riding out a database restart for a few seconds."""
+        for delay in (0.5, 1.0, 2.0, 4.0, None):
+            try:
+                return update(self.held)
+            except (DatabaseError, InterfaceError) as e:
+                if delay is None:
+                    raise
+                logger.warning("writing outcome failed job_id=%s error=%r", self.job.pk, e)
+                connections[self.backend.database].close()
+                time.sleep(delay)
+        return 0
+
+    def _finish(self, status, value) -> None:
+        self.outcome = status
+        if self.result is None:
+            return
+        object.__setattr__(self.result, "status", status)
+        object.__setattr__(self.result, "_return_value", value)
+        if status != TaskResultStatus.READY:
+            object.__setattr__(self.result, "finished_at", timezone.now())
+        task_finished.send(type(self.backend), task_result=self.result)
+
+    def _lost(self) -> None:
+        self.outcome = "LOST"
+        logger.warning(
+            "lease lost, outcome dropped job_id=%s attempt=%s worker=%s",
+            self.job.pk,
+            self.job.attempts,
+            self.worker_id,
+        )
+
+
+def run_attempt(attempt: Attempt, call) -> Attempt:
+    """Run a claimed job with ``call(func, args, kwargs)`` and record what happened."""
+    try:
+        try:
+            attempt.prepare()
+        except Exception as e:  # noqa: BLE001  (a bad row fails alone, never the worker)
+            attempt.fail(e, retry=False)
+            return attempt
+        task_started.send(type(attempt.backend), task_result=attempt.result)
+        args, kwargs = attempt.call_args()
+        try:
+            value = call(attempt.task, args, kwargs)
+        except Exception as e:  # noqa: BLE001
+            attempt.fail(e)
+        else:
+            attempt.succeed(value)
+        return attempt
+    finally:
+        close_old_connections()

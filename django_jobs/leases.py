@@ -1,0 +1,63 @@
+"""Leases: renew the ones a live worker holds, rescue the ones a dead worker left behind."""
+
+import logging
+from datetime import datetime, timedelta
+
+from .exceptions import WorkerLost
+from .models import Job, Worker, error_entry
+
+logger = logging.getLogger(__name__)
+
+LOST = f"{WorkerLost.__module__}.{WorkerLost.__qualname__}"
+
+
+def renew(database: str, worker_id: str, now: datetime, lease: timedelta, job_ids) -> int:
+    """Record a heartbeat and push back the leases of the jobs this worker is running.
+
+    Only ``job_ids`` (what the worker's threads really run) are renewed: a job whose outcome
+    could not be written is left to expire and be rescued.
+    """
+    Worker.objects.using(database).filter(pk=worker_id).update(last_heartbeat_at=now)
+    if not job_ids:
+        return 0
+    return (
+        Job.objects.using(database)
+        .held_by(worker_id)
+        .filter(pk__in=job_ids)
+        .renew_leases(now, lease)
+    )
+
+
+def rescue_expired(database: str, now: datetime, limit: int = 100) -> int:
+    """Requeue (or fail, when out of attempts) running jobs whose lease ran out.
+
+    Safe when many workers do it at once: each row's update is fenced by its attempt and
+    expired lease, so exactly one rescuer wins.
+    """
+    jobs = Job.objects.using(database)
+    expired = list(
+        jobs.expired(now).values_list("pk", "attempts", "max_attempts", "claimed_by")[:limit]
+    )
+    rescued = 0
+    for pk, attempts, max_attempts, worker_id in expired:
+        error = error_entry(
+            LOST,
+            f"{LOST}: worker {worker_id} stopped heartbeating; lease expired.\n",
+            attempts,
+            worker_id or "",
+        )
+        fenced = jobs.expired(now).filter(pk=pk, attempts=attempts)
+        if attempts >= max_attempts:
+            done = fenced.mark_failed(now, error)
+        else:
+            done = fenced.retry_later(now, error)
+        if done:
+            rescued += 1
+            logger.warning(
+                "rescued job_id=%s attempt=%s worker=%s requeued=%s",
+                pk,
+                attempts,
+                worker_id,
+                attempts < max_attempts,
+            )
+    return rescued

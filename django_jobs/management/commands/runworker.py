@@ -1,0 +1,71 @@
+"""``manage.py runworker``: start supervised worker processes."""
+
+from django.core.management.base import BaseCommand, CommandError
+from django.tasks import task_backends
+from django.tasks.exceptions import InvalidTaskBackend
+
+from django_jobs.backend import JobsBackend
+from django_jobs.worker.process import WorkerProcess
+from django_jobs.worker.supervisor import Supervisor
+
+
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
+
+
+def seconds(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError(value)
+    return number
+
+
+class Command(BaseCommand):
+    help = "Run django-jobs worker processes."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--queue",
+            action="append",
+            dest="queues",
+            default=[],
+            help="Queue to serve (repeatable). Default: every queue of the backend.",
+        )
+        parser.add_argument("--processes", type=positive_int, default=1)
+        parser.add_argument(
+            "--concurrency", type=positive_int, default=1, help="Threads per process."
+        )
+        parser.add_argument("--burst", action="store_true", help="Exit 0 once nothing is ready.")
+        parser.add_argument("--backend", default="default", help="TASKS alias to serve.")
+        parser.add_argument(
+            "--shutdown-timeout",
+            type=seconds,
+            default=None,
+            help="Seconds running jobs get to finish on SIGTERM/SIGINT (default: the backend's).",
+        )
+
+    def handle(self, *args, queues, processes, concurrency, burst, backend, shutdown_timeout, **o):
+        try:
+            jobs_backend = task_backends[backend]
+        except InvalidTaskBackend as e:
+            raise CommandError(str(e)) from e
+        if not isinstance(jobs_backend, JobsBackend):
+            raise CommandError(f"TASKS[{backend!r}] is not a django_jobs.backend.JobsBackend.")
+
+        def child(parent_pid: int) -> int:
+            return WorkerProcess(
+                backend=backend,
+                queues=queues,
+                concurrency=concurrency,
+                burst=burst,
+                shutdown_timeout=shutdown_timeout,
+                processes=processes,
+                parent_pid=parent_pid,
+            ).run()
+
+        code = Supervisor(processes, child, burst=burst).run()
+        if code:
+            raise SystemExit(code)

@@ -1,0 +1,214 @@
+"""Job and Worker rows, and the guarded state transitions of a job.
+
+Nobody else writes ``Job.status``: the worker, the ``jobs`` command and the admin all call
+the queryset verbs below, each a single conditional UPDATE.
+"""
+
+import uuid
+from datetime import datetime, timedelta
+
+from django.db import models
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.tasks import TaskResultStatus
+
+from .expressions import AppendJSON
+from .indexes import PartialIndex
+
+
+class JobStatus(models.TextChoices):
+    READY = "READY", "Ready"
+    RUNNING = "RUNNING", "Running"
+    SUCCESSFUL = "SUCCESSFUL", "Successful"
+    FAILED = "FAILED", "Failed"
+    CANCELLED = "CANCELLED", "Cancelled"
+
+
+FINISHED = (JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatus.CANCELLED)
+
+#: How our statuses appear in Django's ``TaskResult``.
+TASK_RESULT_STATUS = {
+    JobStatus.READY: TaskResultStatus.READY,
+    JobStatus.RUNNING: TaskResultStatus.RUNNING,
+    JobStatus.SUCCESSFUL: TaskResultStatus.SUCCESSFUL,
+    JobStatus.FAILED: TaskResultStatus.FAILED,
+    JobStatus.CANCELLED: TaskResultStatus.FAILED,
+}
+
+
+def error_entry(exception_class_path: str, traceback: str, attempt: int, worker_id: str) -> dict:
+    """Describe one failed attempt as stored in ``Job.errors``."""
+    return {
+        "exception_class_path": exception_class_path,
+        "traceback": traceback,
+        "attempt": attempt,
+        "worker_id": worker_id,
+    }
+
+
+def claim_values(worker_id: str, now: datetime, lease: timedelta) -> dict:
+    """The columns a claim sets (shared by the ORM claim and PostgreSQL's one-statement claim)."""
+    return {
+        "status": JobStatus.RUNNING,
+        "attempts": F("attempts") + 1,
+        "claimed_by": worker_id,
+        "lease_expires_at": now + lease,
+        "started_at": Coalesce("started_at", Value(now)),
+        "last_attempted_at": now,
+        "worker_ids": AppendJSON("worker_ids", worker_id),
+    }
+
+
+class JobQuerySet(models.QuerySet):
+    # --- states ---------------------------------------------------------------------------
+    def ready(self, now: datetime):
+        return self.filter(status=JobStatus.READY, run_after__lte=now)
+
+    def running(self):
+        return self.filter(status=JobStatus.RUNNING)
+
+    def finished(self):
+        return self.filter(status__in=FINISHED)
+
+    def expired(self, now: datetime):
+        """Running jobs whose lease ran out: their worker is gone."""
+        return self.filter(status=JobStatus.RUNNING, lease_expires_at__lt=now)
+
+    def held_by(self, worker_id: str, attempt: int | None = None):
+        """The job rows a worker still owns (the completion fence)."""
+        qs = self.filter(status=JobStatus.RUNNING, claimed_by=worker_id)
+        return qs if attempt is None else qs.filter(attempts=attempt)
+
+    # --- transitions ----------------------------------------------------------------------
+    def claim(self, worker_id: str, now: datetime, lease: timedelta) -> int:
+        """Mark READY rows RUNNING for ``worker_id``; each claim counts as an attempt."""
+        return self.filter(status=JobStatus.READY).update(**claim_values(worker_id, now, lease))
+
+    def mark_succeeded(self, now: datetime, return_value) -> int:
+        return self.update(
+            status=JobStatus.SUCCESSFUL,
+            return_value=return_value,
+            finished_at=now,
+            lease_expires_at=None,
+        )
+
+    def mark_failed(self, now: datetime, error: dict) -> int:
+        return self.update(
+            status=JobStatus.FAILED,
+            finished_at=now,
+            lease_expires_at=None,
+            errors=AppendJSON("errors", error),
+        )
+
+    def retry_later(self, run_after: datetime, error: dict) -> int:
+        """Put failed attempts back in the queue for another attempt at ``run_after``."""
+        return self.update(
+            status=JobStatus.READY,
+            run_after=run_after,
+            claimed_by=None,
+            lease_expires_at=None,
+            errors=AppendJSON("errors", error),
+        )
+
+    def requeue(self) -> int:
+        """Hand running jobs back to the queue without recording a failure (shutdown)."""
+        return self.filter(status=JobStatus.RUNNING).update(
+            status=JobStatus.READY, claimed_by=None, lease_expires_at=None
+        )
+
+    def renew_leases(self, now: datetime, lease: timedelta) -> int:
+        return self.update(lease_expires_at=now + lease)
+
+    def cancel(self, now: datetime) -> int:
+        """Cancel jobs that have not started; running ones are left to finish."""
+        return self.filter(status=JobStatus.READY).update(
+            status=JobStatus.CANCELLED, finished_at=now
+        )
+
+    def retry(self, now: datetime) -> int:
+        """Run failed or cancelled jobs again, with a fresh attempt budget."""
+        return self.filter(status__in=(JobStatus.FAILED, JobStatus.CANCELLED)).update(
+            status=JobStatus.READY,
+            run_after=now,
+            finished_at=None,
+            max_attempts=F("attempts") + F("max_attempts"),
+            claimed_by=None,
+        )
+
+
+class Job(models.Model):
+    """One enqueued call of a task, and its outcome."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    backend = models.CharField(max_length=100, default="default")
+    queue_name = models.CharField(max_length=100, default="default")
+    priority = models.IntegerField(default=0)
+    task_path = models.CharField(max_length=255)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(
+        default=dict, blank=True, help_text="Per-job task options (retry backoff…)."
+    )
+    status = models.CharField(max_length=12, choices=JobStatus, default=JobStatus.READY)
+    run_after = models.DateTimeField(help_text="Earliest time the job may start.")
+    enqueued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_attempted_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    timeout = models.FloatField(null=True, blank=True, help_text="Seconds per attempt.")
+    return_value = models.JSONField(null=True, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    worker_ids = models.JSONField(default=list, blank=True)
+    claimed_by = models.CharField(max_length=64, null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    progress = models.JSONField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        db_table = "django_jobs_job"
+        indexes = [
+            # The claim scans only READY rows: its cost stays flat however long the history.
+            PartialIndex(
+                fields=["status", "queue_name", "-priority", "run_after"],
+                where=Q(status="READY"),
+                name="django_jobs_job_claim",
+            ),
+            PartialIndex(
+                fields=["status", "lease_expires_at"],
+                where=Q(status="RUNNING"),
+                name="django_jobs_job_lease",
+            ),
+            models.Index(fields=["status", "finished_at"], name="django_jobs_job_finished"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_path} [{self.status}] {self.id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class Worker(models.Model):
+    """One worker process: registered at start, heartbeating while alive."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    backend = models.CharField(max_length=100, default="default")
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list, blank=True, help_text="Empty: every queue.")
+    processes = models.PositiveIntegerField(default=1)
+    concurrency = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField()
+    last_heartbeat_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "django_jobs_worker"
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.hostname}:{self.pid}"

@@ -1,0 +1,120 @@
+"""Our ``Task`` subclass: Django's task plus retries, backoff and a timeout."""
+
+import random
+from dataclasses import dataclass, fields, replace
+from datetime import timedelta
+
+from django.tasks import Task
+from django.utils.module_loading import import_string
+
+from . import registry
+from .exceptions import InvalidTaskOptions
+
+#: Options a job row stores (beyond Django's own fields), with their defaults.
+EXTRA_OPTIONS = (
+    "max_attempts",
+    "retry_backoff",
+    "retry_backoff_max",
+    "retry_jitter",
+    "retry_on",
+    "dont_retry_on",
+    "timeout",
+)
+
+
+def _class_path(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, type) and issubclass(value, BaseException):
+        return f"{value.__module__}.{value.__qualname__}"
+    raise InvalidTaskOptions(f"{value!r} is not an exception class or its dotted path.")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobTask(Task):
+    """A task with django-jobs options; ``@task(...)`` keywords and ``.using(...)`` set them."""
+
+    #: Attempts in all, the first included; None means the backend's ``default_max_attempts``.
+    max_attempts: int | None = None
+    #: Seconds before the first retry; doubles each attempt (exponential backoff).
+    retry_backoff: float = 1.0
+    #: Upper bound of the retry delay, in seconds.
+    retry_backoff_max: float = 600.0
+    #: Spread retries randomly over the upper half of the delay.
+    retry_jitter: bool = True
+    #: Retry only these exceptions (classes or dotted paths); empty means every Exception.
+    retry_on: tuple = ()
+    #: Never retry these exceptions.
+    dont_retry_on: tuple = ()
+    #: Seconds an attempt may run before it is stopped; None means no limit.
+    timeout: float | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "retry_on", tuple(_class_path(c) for c in self.retry_on))
+        object.__setattr__(self, "dont_retry_on", tuple(_class_path(c) for c in self.dont_retry_on))
+        self._check_options()
+        super(JobTask, self).__post_init__()
+        registry.register(self)
+
+    def _check_options(self) -> None:
+        if self.max_attempts is not None and (
+            not isinstance(self.max_attempts, int) or self.max_attempts < 1
+        ):
+            raise InvalidTaskOptions(
+                f"max_attempts must be an int >= 1, not {self.max_attempts!r}."
+            )
+        if self.timeout is not None and not (
+            isinstance(self.timeout, int | float) and self.timeout > 0
+        ):
+            raise InvalidTaskOptions(f"timeout must be a positive number, not {self.timeout!r}.")
+        for name in ("retry_backoff", "retry_backoff_max"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < 0:
+                raise InvalidTaskOptions(f"{name} must be a number >= 0, not {value!r}.")
+
+    def using(self, *, priority=None, queue_name=None, run_after=None, backend=None, **options):
+        """Return a copy with other defaults; accepts the extra options too."""
+        unknown = set(options) - set(EXTRA_OPTIONS)
+        if unknown:
+            raise InvalidTaskOptions(f"Unknown task option(s): {', '.join(sorted(unknown))}.")
+        task = super(JobTask, self).using(
+            priority=priority, queue_name=queue_name, run_after=run_after, backend=backend
+        )
+        return replace(task, **options) if options else task
+
+    # --- retry policy ---------------------------------------------------------------------
+    def should_retry(self, exception: BaseException, attempt: int, max_attempts: int) -> bool:
+        """Whether a failed attempt gets another go."""
+        if attempt >= max_attempts or not isinstance(exception, Exception):
+            return False
+        if any(isinstance(exception, _load(path)) for path in self.dont_retry_on):
+            return False
+        if self.retry_on:
+            return any(isinstance(exception, _load(path)) for path in self.retry_on)
+        return True
+
+    def retry_delay(self, attempt: int) -> timedelta:
+        """Exponential backoff after ``attempt`` failed, capped, with optional jitter."""
+        delay = min(self.retry_backoff_max, self.retry_backoff * 2 ** (attempt - 1))
+        if self.retry_jitter:
+            delay = delay / 2 + random.uniform(0, delay / 2)
+        return timedelta(seconds=delay)
+
+    def stored_options(self) -> dict:
+        """The options that differ from their defaults, as stored on a job row."""
+        defaults = {f.name: f.default for f in fields(JobTask) if f.name in EXTRA_OPTIONS}
+        stored = {}
+        for name in EXTRA_OPTIONS:
+            if name in ("max_attempts", "timeout"):
+                continue  # columns of their own
+            value = getattr(self, name)
+            if value != defaults[name]:
+                stored[name] = list(value) if isinstance(value, tuple) else value
+        return stored
+
+
+def _load(path: str) -> type:
+    try:
+        return import_string(path)
+    except ImportError:
+        return type(None)  # an exception class that no longer exists matches nothing

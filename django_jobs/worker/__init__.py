@@ -1,0 +1,1 @@
+"""The worker: supervisor, claim loop, thread pool / event loop, heartbeats and signals."""

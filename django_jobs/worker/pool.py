@@ -1,0 +1,133 @@
+"""Run claimed jobs on threads (sync tasks) or an event loop (async tasks), with deadlines."""
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from inspect import iscoroutinefunction
+
+from ..exceptions import JobTimeout
+from ..execution import Attempt, run_attempt
+from .interrupt import raise_in_thread
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Running:
+    """A job on a thread of this process."""
+
+    attempt: Attempt
+    started: float = field(default_factory=time.monotonic)
+    thread_id: int | None = None
+    calling: bool = False
+    is_async: bool = False
+    interrupted_at: float | None = None
+
+    @property
+    def timeout(self) -> float | None:
+        return self.attempt.job.timeout
+
+    def overdue(self, now: float) -> bool:
+        return self.timeout is not None and now - self.started > self.timeout
+
+
+class Pool:
+    """``concurrency`` slots; async tasks share one event loop thread."""
+
+    def __init__(self, concurrency: int, on_done: Callable[[], None]):
+        self.concurrency = concurrency
+        self.on_done = on_done
+        self.executor = ThreadPoolExecutor(concurrency, thread_name_prefix="django-jobs")
+        self.running: dict[str, Running] = {}
+        self.lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def free_slots(self) -> int:
+        return self.concurrency - len(self.running)
+
+    def idle(self) -> bool:
+        return not self.running
+
+    def running_ids(self) -> list:
+        with self.lock:
+            return [r.attempt.job.pk for r in self.running.values()]
+
+    def submit(self, attempt: Attempt) -> None:
+        running = Running(attempt)
+        with self.lock:
+            self.running[str(attempt.job.pk)] = running
+        self.executor.submit(self._run, running)
+
+    def _run(self, running: Running) -> None:
+        running.thread_id = threading.get_ident()
+        try:
+            run_attempt(running.attempt, lambda task, a, kw: self._call(running, task, a, kw))
+        except BaseException:
+            logger.exception("job crashed its thread job_id=%s", running.attempt.job.pk)
+        finally:
+            self.forget(running)
+
+    def forget(self, running: Running) -> None:
+        with self.lock:
+            if self.running.get(str(running.attempt.job.pk)) is running:
+                del self.running[str(running.attempt.job.pk)]
+        self.on_done()
+
+    def _call(self, running: Running, task, args, kwargs):
+        if iscoroutinefunction(task.func):
+            running.is_async = True
+            return self._call_async(running, task.func(*args, **kwargs))
+        with self.lock:
+            running.calling = True
+        try:
+            return task.func(*args, **kwargs)
+        finally:
+            with self.lock:  # after this, no timeout can be raised into this thread
+                running.calling = False
+
+    def _call_async(self, running: Running, coroutine):
+        if running.timeout is not None:
+            coroutine = asyncio.wait_for(coroutine, running.timeout)
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result()
+        except TimeoutError as e:
+            raise JobTimeout(f"job ran over its timeout of {running.timeout}s") from e
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self.lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=self._loop.run_forever, name="django-jobs-loop", daemon=True
+                ).start()
+            return self._loop
+
+    def interrupt_overdue(self, now: float) -> list[Running]:
+        """Raise JobTimeout in sync jobs past their deadline; return the ones already told."""
+        stuck = []
+        with self.lock:
+            for running in self.running.values():
+                if running.is_async or not running.overdue(now):
+                    continue
+                if running.interrupted_at is not None:
+                    stuck.append(running)
+                elif running.calling and running.thread_id is not None:
+                    running.interrupted_at = now
+                    raise_in_thread(running.thread_id, JobTimeout)
+                    logger.warning(
+                        "job over its timeout, interrupting job_id=%s timeout=%s",
+                        running.attempt.job.pk,
+                        running.timeout,
+                    )
+        return stuck
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)

@@ -1,0 +1,212 @@
+"""One worker process: claim loop, heartbeats, graceful and forced stops."""
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db import DatabaseError, InterfaceError, connections
+from django.tasks import task_backends
+from django.utils import timezone
+
+from .. import leases, registry, workers
+from ..exceptions import JobTimeout
+from ..execution import Attempt
+from ..models import Job
+from .pool import Pool
+
+logger = logging.getLogger(__name__)
+
+#: Exit status asking the supervisor for a fresh process (a job thread could not be stopped).
+EXIT_REPLACE = 75
+#: Exit status of a worker that lost its registration (heartbeats kept failing).
+EXIT_LOST = 70
+
+
+class WorkerProcess:
+    """Claim jobs into a pool of ``concurrency`` slots until told to stop."""
+
+    def __init__(
+        self,
+        backend: str = "default",
+        queues: Sequence[str] = (),
+        concurrency: int = 1,
+        burst: bool = False,
+        shutdown_timeout: float | None = None,
+        processes: int = 1,
+        parent_pid: int | None = None,
+    ):
+        self.backend = task_backends[backend]
+        self.options = self.backend.jobs_options
+        self.database = self.options.database
+        self.queues = list(queues) or sorted(self.backend.queues)
+        self.concurrency = concurrency
+        self.burst = burst
+        self.shutdown_timeout = (
+            self.options.shutdown_timeout if shutdown_timeout is None else shutdown_timeout
+        )
+        self.processes = processes
+        self.parent_pid = parent_pid
+        self.broker = self.backend.broker
+        self.wake = threading.Event()
+        self.pool = Pool(concurrency, on_done=self.wake.set)
+        self.worker_id = ""
+        self.stopping = threading.Event()
+        self.force = False
+        self.exit_code = 0
+        self._db_failures = 0
+
+    # --- life cycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Register this process and start its heartbeat; call once before ``run_once``."""
+        registry.autodiscover(self.options.task_modules)
+        self.worker_id = workers.register(
+            self.database, self.backend.alias, self.queues, self.processes, self.concurrency
+        )
+        logger.info(
+            "worker started worker=%s pid=%s queues=%s concurrency=%s",
+            self.worker_id,
+            os.getpid(),
+            ",".join(self.queues) or "*",
+            self.concurrency,
+        )
+        self.broker.listen(self.wake)
+        threading.Thread(target=self._heartbeat, name="django-jobs-heartbeat", daemon=True).start()
+
+    def run(self) -> int:
+        """Serve jobs until stopped; return the process exit status."""
+        self._install_signal_handlers()
+        self.start()
+        try:
+            while not self.stopping.is_set():
+                self.wake.clear()
+                free = self.pool.free_slots()
+                claimed = self.run_once(timezone.now())
+                if self.burst and claimed == 0 and self.pool.idle():
+                    break
+                if claimed < free or free == 0:
+                    self.wake.wait(self.options.poll_interval)
+                if self.parent_pid and os.getppid() != self.parent_pid:
+                    logger.warning("supervisor gone, stopping worker=%s", self.worker_id)
+                    self.stop()
+            self._drain()
+        finally:
+            self._close()
+        return self.exit_code
+
+    def run_once(self, now: datetime) -> int:
+        """Stop overdue jobs, then claim as many jobs as there are free slots."""
+        self._enforce_timeouts()
+        free = self.pool.free_slots()
+        if free <= 0 or self.stopping.is_set():
+            return 0
+        try:
+            jobs = self.broker.claim(self.worker_id, self.queues, free, now)
+        except (DatabaseError, InterfaceError) as e:
+            self._db_failures += 1
+            delay = min(0.5 * 2**self._db_failures, 5.0)
+            logger.warning("claim failed error=%r; retrying in %.1fs", e, delay)
+            connections[self.database].close()
+            self.stopping.wait(delay)
+            return 0
+        self._db_failures = 0
+        for job in jobs:
+            self.pool.submit(Attempt(job, self.worker_id, self.backend))
+        return len(jobs)
+
+    def stop(self, force: bool = False) -> None:
+        self.force = self.force or force
+        self.stopping.set()
+        self.wake.set()
+
+    def _install_signal_handlers(self) -> None:
+        def handle(signum, frame):
+            force = self.stopping.is_set()
+            logger.warning(
+                "signal=%s %s worker=%s",
+                signal.Signals(signum).name,
+                "stopping now" if force else "finishing running jobs",
+                self.worker_id,
+            )
+            self.stop(force=force)
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    # --- timeouts -------------------------------------------------------------------------
+    def _enforce_timeouts(self) -> None:
+        now = time.monotonic()
+        for running in self.pool.interrupt_overdue(now):
+            if now - running.interrupted_at < _grace(running.timeout):
+                continue
+            # The thread is stuck in C code: fail the job here, then replace the process.
+            logger.error(
+                "job thread cannot be stopped, replacing process job_id=%s",
+                running.attempt.job.pk,
+            )
+            running.attempt.fail(JobTimeout(f"job ran over its timeout of {running.timeout}s"))
+            self.pool.forget(running)
+            self.exit_code = EXIT_REPLACE
+            self.stop()
+
+    # --- heartbeat ------------------------------------------------------------------------
+    def _heartbeat(self) -> None:
+        interval = self.options.heartbeat_interval
+        last_ok = time.monotonic()
+        while not self.stopping.wait(interval):
+            try:
+                now = timezone.now()
+                leases.renew(
+                    self.database, self.worker_id, now, self.options.lease, self.pool.running_ids()
+                )
+                leases.rescue_expired(self.database, now)
+                last_ok = time.monotonic()
+            except (DatabaseError, InterfaceError) as e:
+                connections[self.database].close()
+                logger.warning("heartbeat failed worker=%s error=%r", self.worker_id, e)
+                if time.monotonic() - last_ok > self.options.lease_seconds - interval:
+                    logger.error(
+                        "heartbeats failing for %.0fs, leases lost; stopping worker=%s",
+                        time.monotonic() - last_ok,
+                        self.worker_id,
+                    )
+                    self.exit_code = EXIT_LOST
+                    self.stop(force=True)
+        connections[self.database].close()
+
+    # --- shutdown -------------------------------------------------------------------------
+    def _drain(self) -> None:
+        """Let running jobs finish within the grace period, then hand the rest back."""
+        deadline = time.monotonic() + self.shutdown_timeout
+        while not self.pool.idle() and not self.force and time.monotonic() < deadline:
+            self.wake.clear()
+            self._enforce_timeouts()
+            self.wake.wait(min(0.5, max(deadline - time.monotonic(), 0.01)))
+        ids = self.pool.running_ids()
+        if ids and self.exit_code != EXIT_LOST:
+            handed = (
+                Job.objects.using(self.database)
+                .held_by(self.worker_id)
+                .filter(pk__in=ids)
+                .requeue()
+            )
+            logger.warning("handed back %s unfinished job(s) worker=%s", handed, self.worker_id)
+
+    def _close(self) -> None:
+        self.stopping.set()
+        self.broker.close()
+        self.pool.shutdown()
+        try:
+            workers.mark_stopped(self.database, self.worker_id)
+        except (DatabaseError, InterfaceError):
+            logger.warning("could not mark worker stopped worker=%s", self.worker_id)
+        connections.close_all()
+        logger.info("worker stopped worker=%s exit=%s", self.worker_id, self.exit_code)
+
+
+def _grace(timeout: float | None) -> float:
+    """How long an interrupted thread gets to unwind before the process is replaced."""
+    return min(5.0, max(1.0, (timeout or 0) / 2))

@@ -1,0 +1,74 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/*.sh. Source it: `source scripts/lib.sh`.
+# Safe under `set -euo pipefail`; defines functions only (plus ROOT).
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export ROOT
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31mERROR:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# _py_ok PYTHON: succeed (and print sys.executable) if PYTHON runs and is >= 3.12.
+# Running it matters: a pyenv shim exists on PATH even when that version is not selected.
+_py_ok() {
+    "$1" -c 'import sys; assert sys.version_info >= (3, 12); print(sys.executable)' 2>/dev/null
+}
+
+# find_python: print the path of a Python >= 3.12, preferring 3.13.
+find_python() {
+    local cand roots=() root
+    for cand in python3.13 python3.12; do
+        if command -v "$cand" >/dev/null 2>&1 && _py_ok "$cand"; then return 0; fi
+    done
+    if command -v pyenv >/dev/null 2>&1; then roots+=("$(pyenv root)/versions"); fi
+    roots+=("$HOME/.pyenv/versions" "/root/.pyenv/versions")
+    for root in "${roots[@]}"; do
+        # Newest first, so 3.13.x wins over 3.12.x.
+        for cand in $(ls -d "$root"/3.1[23]* 2>/dev/null | sort -rV); do
+            if [[ -x "$cand/bin/python" ]] && _py_ok "$cand/bin/python"; then return 0; fi
+        done
+    done
+    if command -v python3 >/dev/null 2>&1 && _py_ok python3; then return 0; fi
+    die "no Python >= 3.12 found (looked for python3.13, python3.12, pyenv versions, python3).
+       Install one, e.g. 'pyenv install 3.13' or 'apt-get install python3.13'."
+}
+
+# apt_install PKG...: install the Debian packages that are not installed yet.
+apt_install() {
+    local missing=() pkg sudo=()
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    command -v apt-get >/dev/null 2>&1 || die "missing packages ${missing[*]} and no apt-get"
+    if [[ $(id -u) -ne 0 ]]; then sudo=(sudo); fi
+    log "apt-get install ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+        || die "apt-get update failed"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || die "apt-get install ${missing[*]} failed"
+}
+
+# ensure_venv: make $ROOT/.venv (Python >= 3.12) and install '.[dev]' when pyproject.toml changed.
+ensure_venv() {
+    local venv="$ROOT/.venv" py stamp want out
+    apt_install libmariadb-dev pkg-config
+    if ! [[ -x "$venv/bin/python" ]] || ! _py_ok "$venv/bin/python" >/dev/null; then
+        py="$(find_python)"
+        log "creating .venv with $py"
+        rm -rf "$venv"
+        "$py" -m venv "$venv" || die "could not create $venv"
+    fi
+    stamp="$venv/.stamp"
+    want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+    if [[ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]]; then
+        log "installing django-jobs[dev] into .venv"
+        if ! out="$(cd "$ROOT" && "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+            -e '.[dev]' 2>&1)"; then
+            printf '%s\n' "$out" >&2
+            die "pip install -e '.[dev]' failed"
+        fi
+        echo "$want" >"$stamp"
+    fi
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# The whole test suite: migrations check, ruff, then pytest on every database in parallel,
+# then the disruptive tests alone on PostgreSQL. Extra arguments go to every pytest run.
+#   bash scripts/test.sh [PYTEST_ARGS...]
+#   TEST_ONLY=sqlite,postgresql bash scripts/test.sh -k claim
+# Runs: sqlite, postgresql, mariadb, postgresql+redis, disruptive (PostgreSQL; selected when
+# TEST_ONLY is empty or names "disruptive" or "postgresql"). Logs: var/test-logs/<run>.log.
+# TEST_RUN_TIMEOUT (s, default 600) bounds each parallel run; TEST_DISRUPTIVE_TIMEOUT (default 240).
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/services.sh
+source "$ROOT/scripts/services.sh"
+cd "$ROOT"
+if [[ -n "${CI+x}" ]]; then export CI; fi
+
+PY="$ROOT/.venv/bin/python"
+LOGS="$ROOT/var/test-logs"
+PG_URL="postgres://postgres@127.0.0.1:5432/test"
+MARIADB_URL="mysql://root@127.0.0.1:3306/test"
+SQLITE_URL="sqlite:///$ROOT/var/test-main.sqlite3"
+PYTEST_ARGS=("$@")
+
+# run_env NAME: print the environment (one VAR=value a line) of the pytest run NAME.
+run_env() {
+    case "$1" in
+        sqlite) echo "DATABASE_URL=$SQLITE_URL" ;;
+        postgresql | disruptive)
+            echo "DATABASE_URL=$PG_URL"
+            echo "TEST_DATABASE_NAME=test_test"
+            ;;
+        mariadb)
+            echo "DATABASE_URL=$MARIADB_URL"
+            echo "TEST_DATABASE_NAME=test_test"
+            ;;
+        postgresql+redis)
+            echo "DATABASE_URL=$PG_URL"
+            echo "TEST_DATABASE_NAME=test_testredis"
+            echo "REDIS_URL=redis://127.0.0.1:6379/3"
+            ;;
+        *) die "unknown run $1" ;;
+    esac
+}
+
+# run_marker NAME: the -m expression of run NAME.
+run_marker() {
+    case "$1" in
+        postgresql+redis) echo "redis and not disruptive" ;;
+        disruptive) echo "disruptive" ;;
+        *) echo "not disruptive" ;;
+    esac
+}
+
+# run_tolerates_empty NAME: succeed if "no tests collected" (exit 5) is fine for run NAME.
+run_tolerates_empty() { [[ "$1" == "postgresql+redis" || "$1" == "disruptive" ]]; }
+
+selected() {
+    local name="$1"
+    [[ -z "${TEST_ONLY:-}" ]] && return 0
+    [[ ",${TEST_ONLY// /}," == *",$name,"* ]] && return 0
+    [[ "$name" == disruptive && ",${TEST_ONLY// /}," == *",postgresql,"* ]]
+}
+
+# start_run NAME TIMEOUT: start pytest for NAME in the background; record its pid.
+declare -A PIDS=() START=() RC=() DURATION=()
+start_run() {
+    local name="$1" limit="$2" envs=()
+    mapfile -t envs < <(run_env "$name")
+    {
+        echo "# run $name: ${envs[*]} pytest -m '$(run_marker "$name")' ${PYTEST_ARGS[*]}"
+        echo "# started $(date -u +%FT%TZ)"
+    } >"$LOGS/$name.log"
+    START[$name]=$SECONDS
+    # timeout puts pytest in its own process group and kills the whole group (worker
+    # subprocesses included) when the run overruns.
+    env -u DATABASE_URL -u TEST_DATABASE_NAME -u REDIS_URL "${envs[@]}" \
+        timeout --kill-after=30 "$limit" \
+        "$PY" -m pytest -p no:cacheprovider -m "$(run_marker "$name")" \
+        ${PYTEST_ARGS[@]+"${PYTEST_ARGS[@]}"} >>"$LOGS/$name.log" 2>&1 &
+    PIDS[$name]=$!
+}
+
+# wait_run [NAME]: wait for run NAME, or for whichever run finishes first; record its outcome.
+wait_run() {
+    local name="${1:-}" rc=0 pid="" n
+    if [[ -n "$name" ]]; then
+        wait "${PIDS[$name]}" || rc=$?
+    else
+        wait -n -p pid "${PIDS[@]}" || rc=$?
+        for n in "${!PIDS[@]}"; do [[ "${PIDS[$n]}" == "$pid" ]] && name="$n"; done
+    fi
+    unset "PIDS[$name]"
+    DURATION[$name]=$((SECONDS - START[$name]))
+    if [[ $rc -eq 5 ]] && run_tolerates_empty "$name"; then
+        echo "# exit 5 (no tests collected) counted as success" >>"$LOGS/$name.log"
+        rc=0
+    fi
+    RC[$name]=$rc
+}
+
+stop_runs() {
+    local name
+    for name in "${!PIDS[@]}"; do kill -TERM "${PIDS[$name]}" 2>/dev/null || true; done
+}
+trap 'stop_runs; exit 130' INT
+trap 'stop_runs; exit 143' TERM
+
+summary_line() {
+    local line
+    line="$(grep -E '^=+ .* in [0-9.]+s.* =+$' "$LOGS/$1.log" | tail -n 1 || true)"
+    line="${line#"${line%%[!=]*}"}"
+    line="${line%"${line##*[!=]}"}"
+    line="${line# }"
+    line="${line% }"
+    if [[ -z "$line" ]]; then
+        case "${RC[$1]}" in
+            124 | 137) line="TIMEOUT" ;;
+            *) line="(no pytest summary; see log)" ;;
+        esac
+    fi
+    echo "$line"
+}
+
+main() {
+    local name failed=() parallel=()
+    ensure_venv
+    ensure_services
+    mkdir -p "$LOGS"
+    rm -f "$LOGS"/*.log
+
+    log "makemigrations --check (sqlite)"
+    env -u REDIS_URL -u TEST_DATABASE_NAME DATABASE_URL="$SQLITE_URL" \
+        "$PY" manage.py makemigrations --check --dry-run \
+        || die "makemigrations --check failed (missing migrations? run 'make migrations')"
+    log "ruff check"
+    "$ROOT/.venv/bin/ruff" check . || die "ruff check failed (try 'make format')"
+
+    for name in sqlite postgresql mariadb postgresql+redis; do
+        selected "$name" && parallel+=("$name")
+    done
+    if [[ ${#parallel[@]} -gt 0 ]]; then
+        log "pytest in parallel: ${parallel[*]} (logs in var/test-logs/)"
+        for name in "${parallel[@]}"; do start_run "$name" "${TEST_RUN_TIMEOUT:-600}"; done
+        for name in "${parallel[@]}"; do wait_run; done
+    fi
+    if selected disruptive; then
+        log "pytest -m disruptive alone (postgresql)"
+        start_run disruptive "${TEST_DISRUPTIVE_TIMEOUT:-240}"
+        wait_run disruptive
+        parallel+=(disruptive)
+    fi
+
+    echo
+    printf '%-18s %-60s %5s %8s\n' RUN "PYTEST SUMMARY" EXIT TIME
+    for name in "${parallel[@]}"; do
+        printf '%-18s %-60s %5s %7ss\n' "$name" "$(summary_line "$name")" "${RC[$name]}" \
+            "${DURATION[$name]}"
+        [[ ${RC[$name]} -eq 0 ]] || failed+=("$name")
+    done
+    echo
+    for name in ${failed[@]+"${failed[@]}"}; do
+        printf '\033[1;31m----- %s failed (exit %s): tail of var/test-logs/%s.log -----\033[0m\n' \
+            "$name" "${RC[$name]}" "$name"
+        tail -n 80 "$LOGS/$name.log"
+        echo
+    done
+    if [[ ${#failed[@]} -gt 0 ]]; then
+        printf '\033[1;31mFAILED: %s\033[0m\n' "${failed[*]}"
+        return 1
+    fi
+    printf '\033[1;32mOK: %s\033[0m\n' "${parallel[*]}"
+}
+
+main

@@ -1,0 +1,1 @@
+"""Demo tasks and the demo_enqueue command for the test project."""

@@ -1,0 +1,142 @@
+"""Shared fixtures: real worker processes against the test database."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.db import connection
+
+import tests.tasks  # noqa: F401  (declares the test tasks in this process too)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Short leases so crash-rescue tests finish in seconds.
+FAST_OPTIONS = {
+    "task_modules": ["tests.tasks"],
+    "lease_seconds": 3,
+    "heartbeat_interval": 0.5,
+    "poll_interval": 0.2,
+}
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, message: str = ""):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message or predicate}")
+        time.sleep(interval)
+
+
+def test_database_url() -> str:
+    """DATABASE_URL of the database the tests run on (the test DB, not the dev one)."""
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings['NAME']}"
+    url = urlsplit(os.environ["DATABASE_URL"])
+    return urlunsplit(url._replace(path="/" + settings["NAME"]))
+
+
+class WorkerHandle:
+    """A real ``manage.py runworker`` process (its own session, so it can be killed whole)."""
+
+    def __init__(self, args, env, log: Path):
+        self.log_path = log
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "runworker", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def children(self) -> list[int]:
+        """Pids of the worker processes the supervisor forked."""
+        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        try:
+            return [int(p) for p in path.read_text().split()]
+        except FileNotFoundError:
+            return []
+
+    def signal(self, signum) -> None:
+        self.proc.send_signal(signum)
+
+    def kill_all(self) -> None:
+        """SIGKILL the supervisor and every worker process: a host lost, an OOM kill."""
+        pids = [self.pid, *self.children()]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(10)
+
+    def wait(self, timeout: float = 60) -> int:
+        return self.proc.wait(timeout)
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            for pid in [self.pid, *self.children()]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.proc.wait(10)
+        self._log.close()
+
+
+@pytest.fixture
+def spawn_worker(transactional_db, tmp_path):
+    """Start real runworker processes on the test database; all are killed at teardown."""
+    handles: list[WorkerHandle] = []
+
+    def spawn(*args: str, options: dict | None = None) -> WorkerHandle:
+        env = {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "JOBS_OPTIONS": json.dumps({**FAST_OPTIONS, **(options or {})}),
+            "JOBS_LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("TEST_DATABASE_NAME", None)
+        handle = WorkerHandle(args, env, tmp_path / f"worker-{len(handles)}.log")
+        handles.append(handle)
+        return handle
+
+    yield spawn
+    for handle in handles:
+        handle.stop()
+
+
+@pytest.fixture
+def fast_backend(settings):
+    """The default backend with the short leases the process tests use."""
+    settings.TASKS = {
+        "default": {
+            "BACKEND": "django_jobs.backend.JobsBackend",
+            "QUEUES": [],
+            "OPTIONS": {"broker": "database", **FAST_OPTIONS},
+        }
+    }
+    from django.tasks import task_backends
+
+    return task_backends["default"]

@@ -1,0 +1,16 @@
+from django_jobs.models import Job, JobStatus
+from tests import tasks
+
+
+def test_burst_worker_runs_jobs_and_exits(spawn_worker):
+    # Given two jobs
+    first = tasks.add.enqueue(1, 2)
+    second = tasks.async_add.enqueue(3, 4)
+    # When a burst worker runs
+    worker = spawn_worker("--burst", "--concurrency", "2")
+    # Then it exits 0 with both done
+    assert worker.wait(60) == 0, worker.output()
+    first.refresh()
+    second.refresh()
+    assert (first.return_value, second.return_value) == (3, 7)
+    assert Job.objects.filter(status=JobStatus.SUCCESSFUL).count() == 2
