@@ -56,10 +56,9 @@ class DatabaseBroker:
         inner_sql += " FOR UPDATE SKIP LOCKED"  # the ORM refuses it outside atomic()
         claim = Job.objects.using(self.database).filter(pk__in=[])  # compiled for its SET
         set_sql, set_params = _update_set_sql(claim, worker_id, now, self.options)
-        sql = (
-            f"UPDATE {Job._meta.db_table} SET {set_sql} "
-            f"WHERE id IN ({inner_sql}) AND status = 'READY' RETURNING *"  # noqa: S608 (compiled by the ORM)
-        )
+        table = Job._meta.db_table
+        # Every piece is ORM-compiled SQL with %s placeholders; no value is interpolated.
+        sql = f"UPDATE {table} SET {set_sql} WHERE id IN ({inner_sql}) RETURNING *"  # noqa: S608
         return list(Job.objects.using(self.database).raw(sql, (*set_params, *inner_params)))
 
     def _claim_two_step(self, worker_id, queues, limit, now) -> list:
