@@ -35,6 +35,7 @@ def task(
             queue_name=queue_name,
             backend=backend,
             takes_context=takes_context,
+            run_after=None,  # required on Django 6.0
             **options,
         )
 

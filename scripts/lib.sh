@@ -10,26 +10,32 @@ die() { printf '\033[1;31mERROR:\033[0m %s\n' "$*" >&2; exit 1; }
 
 # _py_ok PYTHON: succeed (and print sys.executable) if PYTHON runs and is >= 3.12.
 # Running it matters: a pyenv shim exists on PATH even when that version is not selected.
+# With MINOR (e.g. 3.12) as second argument: succeed only for exactly that version.
 _py_ok() {
-    "$1" -c 'import sys; assert sys.version_info >= (3, 12); print(sys.executable)' 2>/dev/null
+    "$1" -c 'import sys
+want = sys.argv[1]
+ok = sys.version_info >= (3, 12) if not want else "%d.%d" % sys.version_info[:2] == want
+assert ok
+print(sys.executable)' "${2:-}" 2>/dev/null
 }
 
 # find_python: print the path of a Python >= 3.12, preferring 3.13.
+# find_python 3.12: print the path of exactly a Python 3.12.
 find_python() {
-    local cand roots=() root
+    local cand roots=() root want="${1:-}"
     for cand in python3.13 python3.12; do
-        if command -v "$cand" >/dev/null 2>&1 && _py_ok "$cand"; then return 0; fi
+        if command -v "$cand" >/dev/null 2>&1 && _py_ok "$cand" "$want"; then return 0; fi
     done
     if command -v pyenv >/dev/null 2>&1; then roots+=("$(pyenv root)/versions"); fi
     roots+=("$HOME/.pyenv/versions" "/root/.pyenv/versions")
     for root in "${roots[@]}"; do
         # Newest first, so 3.13.x wins over 3.12.x.
         for cand in $(ls -d "$root"/3.1[23]* 2>/dev/null | sort -rV); do
-            if [[ -x "$cand/bin/python" ]] && _py_ok "$cand/bin/python"; then return 0; fi
+            if [[ -x "$cand/bin/python" ]] && _py_ok "$cand/bin/python" "$want"; then return 0; fi
         done
     done
-    if command -v python3 >/dev/null 2>&1 && _py_ok python3; then return 0; fi
-    die "no Python >= 3.12 found (looked for python3.13, python3.12, pyenv versions, python3).
+    if command -v python3 >/dev/null 2>&1 && _py_ok python3 "$want"; then return 0; fi
+    die "no Python ${want:->= 3.12} found (looked for python3.13, python3.12, pyenv versions, python3).
        Install one, e.g. 'pyenv install 3.13' or 'apt-get install python3.13'."
 }
 
@@ -71,4 +77,22 @@ ensure_venv() {
         fi
         echo "$want" >"$stamp"
     fi
+}
+
+# ensure_compat_venv: .venv-django60 with Python 3.12 and Django 6.0.x, for the compat run.
+ensure_compat_venv() {
+    local venv="$ROOT/.venv-django60" py stamp want out
+    stamp="$venv/.stamp"
+    want="$(cat "$ROOT/pyproject.toml" <(echo "django~=6.0.0") | sha256sum | cut -d' ' -f1)"
+    [[ -x "$venv/bin/python" && "$(cat "$stamp" 2>/dev/null || true)" == "$want" ]] && return 0
+    py="$(find_python 3.12)"
+    log "creating .venv-django60 with $py (Django 6.0 compatibility run)"
+    rm -rf "$venv"
+    "$py" -m venv "$venv" || die "could not create $venv"
+    if ! out="$(cd "$ROOT" && "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+        -e '.[dev]' 'django~=6.0.0' 2>&1)"; then
+        printf '%s\n' "$out" >&2
+        die "pip install into .venv-django60 failed"
+    fi
+    echo "$want" >"$stamp"
 }

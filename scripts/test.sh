@@ -3,7 +3,8 @@
 # then the disruptive tests alone on PostgreSQL. Extra arguments go to every pytest run.
 #   bash scripts/test.sh [PYTEST_ARGS...]
 #   TEST_ONLY=sqlite,postgresql bash scripts/test.sh -k claim
-# Runs: sqlite, postgresql, mariadb, postgresql+redis, disruptive (PostgreSQL; selected when
+# Runs: sqlite, postgresql, mariadb, postgresql+redis, compat (Django 6.0 on Python 3.12,
+# SQLite, without the process tests), disruptive (PostgreSQL; selected when
 # TEST_ONLY is empty or names "disruptive" or "postgresql"). Logs: var/test-logs/<run>.log.
 # TEST_RUN_TIMEOUT (s, default 600) bounds each parallel run; TEST_DISRUPTIVE_TIMEOUT (default 240).
 set -euo pipefail
@@ -38,8 +39,14 @@ run_env() {
             echo "TEST_DATABASE_NAME=test_testredis"
             echo "REDIS_URL=redis://127.0.0.1:6379/3"
             ;;
+        compat) echo "DATABASE_URL=sqlite:///$ROOT/var/test-compat.sqlite3" ;;
         *) die "unknown run $1" ;;
     esac
+}
+
+# run_python NAME: the interpreter of run NAME ("compat": Python 3.12 + Django 6.0.x).
+run_python() {
+    if [[ "$1" == compat ]]; then echo "$ROOT/.venv-django60/bin/python"; else echo "$PY"; fi
 }
 
 # run_marker NAME: the -m expression of run NAME.
@@ -47,6 +54,7 @@ run_marker() {
     case "$1" in
         postgresql+redis) echo "redis and not disruptive" ;;
         disruptive) echo "disruptive" ;;
+        compat) echo "not disruptive and not processes" ;;
         *) echo "not disruptive" ;;
     esac
 }
@@ -75,7 +83,7 @@ start_run() {
     # subprocesses included) when the run overruns.
     env -u DATABASE_URL -u TEST_DATABASE_NAME -u REDIS_URL "${envs[@]}" \
         timeout --kill-after=30 "$limit" \
-        "$PY" -m pytest -p no:cacheprovider -m "$(run_marker "$name")" \
+        "$(run_python "$name")" -m pytest -p no:cacheprovider -m "$(run_marker "$name")" \
         ${PYTEST_ARGS[@]+"${PYTEST_ARGS[@]}"} >>"$LOGS/$name.log" 2>&1 &
     PIDS[$name]=$!
 }
@@ -124,6 +132,7 @@ summary_line() {
 main() {
     local name failed=() parallel=()
     ensure_venv
+    if selected compat; then ensure_compat_venv; fi
     ensure_services
     mkdir -p "$LOGS"
     rm -f "$LOGS"/*.log
@@ -135,7 +144,7 @@ main() {
     log "ruff check"
     "$ROOT/.venv/bin/ruff" check . || die "ruff check failed (try 'make format')"
 
-    for name in sqlite postgresql mariadb postgresql+redis; do
+    for name in sqlite postgresql mariadb postgresql+redis compat; do
         selected "$name" && parallel+=("$name")
     done
     if [[ ${#parallel[@]} -gt 0 ]]; then

@@ -104,3 +104,26 @@ def progress(context, steps=3):
     for step in range(steps):
         context.report_progress(step + 1, steps)
     return steps
+
+
+@task()
+def rendezvous(path, value, parties, timeout=30):
+    """Record ``value``, then wait until ``parties`` jobs have recorded: proves they overlap."""
+    with Path(path).open("a") as f:
+        f.write(f"{value}\n")
+    deadline = time.monotonic() + timeout
+    while len(Path(path).read_text().split()) < parties:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only some of {parties} jobs ran at the same time")
+        time.sleep(0.05)
+    return value
+
+
+@task(takes_context=True)
+def record_and_sleep_on_first_attempt(context, path, value, seconds):
+    """Record ``value``; sleep only on the first attempt (a crash victim that then recovers)."""
+    with Path(path).open("a") as f:
+        f.write(f"{value}\n")
+    if context.attempt == 1:
+        time.sleep(seconds)
+    return value
