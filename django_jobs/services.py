@@ -1,0 +1,55 @@
+"""Operator actions shared by the ``jobs`` command and the admin: retry, cancel, purge."""
+
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.db.models import Count
+from django.utils import timezone
+
+from .models import FINISHED, Job, JobStatus, Worker
+
+
+def jobs_for(database: str, ids: Iterable[str] | None = None):
+    jobs = Job.objects.using(database)
+    return jobs if ids is None else jobs.filter(pk__in=list(ids))
+
+
+def retry(database: str, ids: Iterable[str]) -> int:
+    """Queue failed or cancelled jobs again, each with a fresh attempt budget."""
+    return jobs_for(database, ids).retry(timezone.now())
+
+
+def cancel(database: str, ids: Iterable[str]) -> int:
+    """Cancel jobs that have not started yet."""
+    return jobs_for(database, ids).cancel(timezone.now())
+
+
+def purge(database: str, older_than: timedelta, statuses=FINISHED) -> int:
+    """Delete finished jobs that finished more than ``older_than`` ago."""
+    cutoff = timezone.now() - older_than
+    finished = jobs_for(database).filter(status__in=statuses, finished_at__lt=cutoff)
+    deleted, _ = finished.delete()
+    return deleted
+
+
+def prune_workers(database: str, older_than: timedelta) -> int:
+    """Delete Worker rows that stopped (or stopped heartbeating) more than ``older_than`` ago."""
+    cutoff = timezone.now() - older_than
+    gone = Worker.objects.using(database).filter(last_heartbeat_at__lt=cutoff)
+    deleted, _ = gone.delete()
+    return deleted
+
+
+def stats(database: str) -> dict:
+    """Job counts per queue and status, and live workers."""
+    rows = (
+        jobs_for(database)
+        .values_list("queue_name", "status")
+        .annotate(n=Count("pk"))
+        .order_by("queue_name", "status")
+    )
+    queues: dict[str, dict[str, int]] = {}
+    for queue, status, n in rows:
+        queues.setdefault(queue, dict.fromkeys(JobStatus.values, 0))[status] = n
+    live = Worker.objects.using(database).filter(stopped_at__isnull=True).count()
+    return {"queues": queues, "live_workers": live}
