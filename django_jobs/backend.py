@@ -49,6 +49,21 @@ class JobsBackend(BaseTaskBackend):
         task_enqueued.send(type(self), task_result=result)
         return result
 
+    def enqueue_many(self, calls, batch_size: int = 1000) -> list[TaskResult]:
+        """Enqueue many ``(task, args, kwargs)`` calls with bulk INSERTs, in the caller's
+        transaction; every call is validated before anything is written."""
+        from .models import Job
+
+        now = timezone.now()
+        calls = [(task, tuple(args), dict(kwargs)) for task, args, kwargs in calls]
+        jobs = [self.build_job(task, args, kwargs, now) for task, args, kwargs in calls]
+        Job.objects.using(self.database).bulk_create(jobs, batch_size=batch_size)
+        self.broker.publish(jobs)
+        results = [self.to_result(job, task) for job, (task, _, _) in zip(jobs, calls, strict=True)]
+        for result in results:
+            task_enqueued.send(type(self), task_result=result)
+        return results
+
     async def aenqueue(self, task: JobTask, args, kwargs) -> TaskResult:
         return await sync_to_async(self.enqueue, thread_sensitive=True)(task, args, kwargs)
 

@@ -64,15 +64,10 @@ class Attempt:
         return args, self.job.kwargs
 
     def succeed(self, value, now: datetime | None = None) -> None:
-        try:
-            check_json(value, "return value")
-        except Exception as e:  # noqa: BLE001  (a non-JSON return value fails the attempt)
-            self.fail(e, now)
-            return
         if self._write(lambda held: held.mark_succeeded(now or timezone.now(), value)):
-            self._finish(TaskResultStatus.SUCCESSFUL, value)
+            self.finish(TaskResultStatus.SUCCESSFUL, value)
         else:
-            self._lost()
+            self.lost()
 
     def fail(self, exc: BaseException, now: datetime | None = None, retry: bool = True) -> None:
         """Record a failed attempt: back in the queue after a backoff, or FAILED for good."""
@@ -97,7 +92,7 @@ class Attempt:
             written = self._write(lambda held: held.mark_failed(now, error))
             status = TaskResultStatus.FAILED
         if not written:
-            self._lost()
+            self.lost()
             return
         logger.log(
             logging.WARNING if again else logging.ERROR,
@@ -110,7 +105,7 @@ class Attempt:
             error["exception_class_path"],
         )
         self.job.errors = [*self.job.errors, error]
-        self._finish(status, None)
+        self.finish(status, None)
 
     def _write(self, update) -> int:
         """Apply a fenced update, riding out a database restart for a few seconds."""
@@ -125,9 +120,10 @@ class Attempt:
                 time.sleep(delay)
         return 0
 
-    def _finish(self, status, value) -> None:
+    def finish(self, status, value) -> None:
+        """Note the outcome and send Django's ``task_finished`` (unless it is a retry)."""
         self.outcome = status
-        if self.result is None:
+        if self.result is None or status == TaskResultStatus.READY:
             return
         object.__setattr__(self.result, "status", status)
         object.__setattr__(self.result, "_return_value", value)
@@ -135,7 +131,7 @@ class Attempt:
             object.__setattr__(self.result, "finished_at", timezone.now())
         task_finished.send(type(self.backend), task_result=self.result)
 
-    def _lost(self) -> None:
+    def lost(self) -> None:
         self.outcome = "LOST"
         logger.warning(
             "lease lost, outcome dropped job_id=%s attempt=%s worker=%s",
@@ -145,22 +141,44 @@ class Attempt:
         )
 
 
-def run_attempt(attempt: Attempt, call) -> Attempt:
-    """Run a claimed job with ``call(func, args, kwargs)`` and record what happened."""
+@dataclass
+class Outcome:
+    """What one attempt produced, before it is written."""
+
+    attempt: Attempt
+    value: object = None
+    error: BaseException | None = None
+    retry: bool = True
+
+
+def execute(attempt: Attempt, call) -> Outcome:
+    """Run a claimed job with ``call(task, args, kwargs)``; write nothing (see ``record``)."""
     try:
-        try:
-            attempt.prepare()
-        except Exception as e:  # noqa: BLE001  (a bad row fails alone, never the worker)
-            attempt.fail(e, retry=False)
-            return attempt
-        task_started.send(type(attempt.backend), task_result=attempt.result)
-        args, kwargs = attempt.call_args()
-        try:
-            value = call(attempt.task, args, kwargs)
-        except Exception as e:  # noqa: BLE001
-            attempt.fail(e)
-        else:
-            attempt.succeed(value)
+        attempt.prepare()
+    except Exception as e:  # noqa: BLE001  (a bad row fails alone, never the worker)
+        return Outcome(attempt, error=e, retry=False)
+    task_started.send(type(attempt.backend), task_result=attempt.result)
+    args, kwargs = attempt.call_args()
+    try:
+        value = call(attempt.task, args, kwargs)
+        check_json(value, "return value")
+    except Exception as e:  # noqa: BLE001
+        return Outcome(attempt, error=e)
+    return Outcome(attempt, value=value)
+
+
+def record(outcome: Outcome, now: datetime | None = None) -> None:
+    """Write one outcome (fenced), applying the retry policy to failures."""
+    if outcome.error is None:
+        outcome.attempt.succeed(outcome.value, now)
+    else:
+        outcome.attempt.fail(outcome.error, now, retry=outcome.retry)
+
+
+def run_attempt(attempt: Attempt, call) -> Attempt:
+    """Run a claimed job and record what happened, in the calling thread."""
+    try:
+        record(execute(attempt, call))
         return attempt
     finally:
         close_old_connections()

@@ -172,7 +172,7 @@ class Job(models.Model):
         indexes = [
             # The claim scans only READY rows: its cost stays flat however long the history.
             PartialIndex(
-                fields=["status", "queue_name", "-priority", "run_after"],
+                fields=["status", "backend", "queue_name", "-priority", "run_after"],
                 where=Q(status="READY"),
                 name="django_jobs_job_claim",
             ),

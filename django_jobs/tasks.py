@@ -22,12 +22,19 @@ EXTRA_OPTIONS = (
 )
 
 
-def _class_path(value) -> str:
+def _class_paths(values, name: str) -> tuple[str, ...]:
+    """Dotted paths of exception classes given as classes or paths (one, or an iterable)."""
+    if not isinstance(values, list | tuple | set | frozenset):
+        values = (values,)
+    return tuple(_class_path(value, name) for value in values)
+
+
+def _class_path(value, name: str) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, type) and issubclass(value, BaseException):
         return f"{value.__module__}.{value.__qualname__}"
-    raise InvalidTaskOptions(f"{value!r} is not an exception class or its dotted path.")
+    raise InvalidTaskOptions(f"{name}: {value!r} is not an exception class or its dotted path.")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,8 +57,8 @@ class JobTask(Task):
     timeout: float | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "retry_on", tuple(_class_path(c) for c in self.retry_on))
-        object.__setattr__(self, "dont_retry_on", tuple(_class_path(c) for c in self.dont_retry_on))
+        for name in ("retry_on", "dont_retry_on"):
+            object.__setattr__(self, name, _class_paths(getattr(self, name), name))
         self._check_options()
         super(JobTask, self).__post_init__()
         registry.register(self)

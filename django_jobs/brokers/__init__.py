@@ -6,7 +6,7 @@ def get_broker(backend):
     if backend.jobs_options.broker == "database":
         from .database import DatabaseBroker
 
-        return DatabaseBroker(backend.jobs_options)
+        return DatabaseBroker(backend.jobs_options, backend.alias)
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured(f"Unknown broker {backend.jobs_options.broker!r}.")

@@ -24,8 +24,9 @@ NOTIFY_CHANNEL = "django_jobs"
 class DatabaseBroker:
     """Claim jobs from the database; wake on PostgreSQL notifications, else poll."""
 
-    def __init__(self, options: JobsOptions):
+    def __init__(self, options: JobsOptions, alias: str = "default"):
         self.options = options
+        self.alias = alias
         self.database = options.database
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
@@ -41,7 +42,7 @@ class DatabaseBroker:
     def _ready(self, queues: Sequence[str], now: datetime):
         from ..models import Job
 
-        jobs = Job.objects.using(self.database).ready(now)
+        jobs = Job.objects.using(self.database).ready(now).filter(backend=self.alias)
         if queues:
             jobs = jobs.filter(queue_name__in=queues)
         return jobs.order_by("-priority", "run_after")

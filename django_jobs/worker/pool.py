@@ -9,8 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from inspect import iscoroutinefunction
 
+from django.db import close_old_connections
+
 from ..exceptions import JobTimeout
-from ..execution import Attempt, run_attempt
+from ..execution import Attempt, Outcome, execute
 from .interrupt import raise_in_thread
 
 logger = logging.getLogger(__name__)
@@ -36,13 +38,24 @@ class Running:
 
 
 class Pool:
-    """``concurrency`` slots; async tasks share one event loop thread."""
+    """``concurrency`` slots; async tasks share one event loop thread.
 
-    def __init__(self, concurrency: int, on_done: Callable[[], None]):
+    A slot is taken while a job's code runs; the job stays *unfinished* (its lease renewed)
+    until the completer has written its outcome.
+    """
+
+    def __init__(
+        self,
+        concurrency: int,
+        on_done: Callable[[], None],
+        on_outcome: Callable[[Outcome], None],
+    ):
         self.concurrency = concurrency
         self.on_done = on_done
+        self.on_outcome = on_outcome
         self.executor = ThreadPoolExecutor(concurrency, thread_name_prefix="django-jobs")
         self.running: dict[str, Running] = {}
+        self.unfinished: set = set()
         self.lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -50,32 +63,46 @@ class Pool:
         return self.concurrency - len(self.running)
 
     def idle(self) -> bool:
-        return not self.running
+        return not self.unfinished
 
     def running_ids(self) -> list:
+        """Jobs this process still owns: running, or finished but not yet written."""
         with self.lock:
-            return [r.attempt.job.pk for r in self.running.values()]
+            return list(self.unfinished)
 
     def submit(self, attempt: Attempt) -> None:
         running = Running(attempt)
         with self.lock:
             self.running[str(attempt.job.pk)] = running
+            self.unfinished.add(attempt.job.pk)
         self.executor.submit(self._run, running)
+
+    def written(self, outcomes: list[Outcome]) -> None:
+        """The completer wrote these outcomes: the jobs are no longer ours."""
+        with self.lock:
+            self.unfinished.difference_update(o.attempt.job.pk for o in outcomes)
+        self.on_done()
 
     def _run(self, running: Running) -> None:
         running.thread_id = threading.get_ident()
         try:
-            run_attempt(running.attempt, lambda task, a, kw: self._call(running, task, a, kw))
+            outcome = execute(running.attempt, lambda task, a, kw: self._call(running, task, a, kw))
+            if self.forget(running):
+                self.on_outcome(outcome)
         except BaseException:
             logger.exception("job crashed its thread job_id=%s", running.attempt.job.pk)
-        finally:
             self.forget(running)
+        finally:
+            close_old_connections()  # the task's own connections, as after a request
 
-    def forget(self, running: Running) -> None:
+    def forget(self, running: Running) -> bool:
+        """Free the job's slot; False if the job was already given up (timed out)."""
         with self.lock:
-            if self.running.get(str(running.attempt.job.pk)) is running:
+            mine = self.running.get(str(running.attempt.job.pk)) is running
+            if mine:
                 del self.running[str(running.attempt.job.pk)]
         self.on_done()
+        return mine
 
     def _call(self, running: Running, task, args, kwargs):
         if iscoroutinefunction(task.func):

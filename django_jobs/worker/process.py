@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from .. import leases, registry, workers
 from ..exceptions import JobTimeout
-from ..execution import Attempt
+from ..execution import Attempt, Outcome
 from ..models import Job
+from .completer import Completer
 from .pool import Pool
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,12 @@ class WorkerProcess:
         self.parent_pid = parent_pid
         self.broker = self.backend.broker
         self.wake = threading.Event()
-        self.pool = Pool(concurrency, on_done=self.wake.set)
+        self.completer = Completer(
+            self.database,
+            on_written=self._written,
+            give_up=max(self.options.lease_seconds - self.options.heartbeat_interval, 1.0),
+        )
+        self.pool = Pool(concurrency, on_done=self.wake.set, on_outcome=self.completer.put)
         self.worker_id = ""
         self.stopping = threading.Event()
         self.force = False
@@ -74,6 +80,7 @@ class WorkerProcess:
             self.concurrency,
         )
         self.broker.listen(self.wake)
+        self.completer.start()
         threading.Thread(target=self._heartbeat, name="django-jobs-heartbeat", daemon=True).start()
 
     def run(self) -> int:
@@ -117,6 +124,9 @@ class WorkerProcess:
             self.pool.submit(Attempt(job, self.worker_id, self.backend))
         return len(jobs)
 
+    def _written(self, outcomes) -> None:
+        self.pool.written(outcomes)
+
     def stop(self, force: bool = False) -> None:
         self.force = self.force or force
         self.stopping.set()
@@ -147,8 +157,9 @@ class WorkerProcess:
                 "job thread cannot be stopped, replacing process job_id=%s",
                 running.attempt.job.pk,
             )
-            running.attempt.fail(JobTimeout(f"job ran over its timeout of {running.timeout}s"))
-            self.pool.forget(running)
+            if self.pool.forget(running):
+                error = JobTimeout(f"job ran over its timeout of {running.timeout}s")
+                self.completer.put(Outcome(running.attempt, error=error))
             self.exit_code = EXIT_REPLACE
             self.stop()
 
@@ -185,7 +196,7 @@ class WorkerProcess:
             self.wake.clear()
             self._enforce_timeouts()
             self.wake.wait(min(0.5, max(deadline - time.monotonic(), 0.01)))
-        ids = self.pool.running_ids()
+        ids = [pk for pk in self.pool.running_ids() if self._executing(pk)]
         if ids and self.exit_code != EXIT_LOST:
             handed = (
                 Job.objects.using(self.database)
@@ -195,8 +206,14 @@ class WorkerProcess:
             )
             logger.warning("handed back %s unfinished job(s) worker=%s", handed, self.worker_id)
 
+    def _executing(self, pk) -> bool:
+        return str(pk) in self.pool.running
+
     def _close(self) -> None:
         self.stopping.set()
+        self.completer.stop()
+        if not self.force:
+            self.completer.thread.join(timeout=self.options.lease_seconds)
         self.broker.close()
         self.pool.shutdown()
         try:

@@ -2,6 +2,7 @@
 
 import json
 from datetime import timedelta
+from json import dumps
 
 from django.core.management.base import BaseCommand, CommandError
 from django.tasks import task_backends
@@ -60,6 +61,16 @@ class Command(BaseCommand):
         enqueue.add_argument("--queue", default=None)
         enqueue.add_argument("--priority", type=int, default=None)
 
+        bench = sub.add_parser("bench", help="Benchmark enqueue, drain and latency.")
+        bench.add_argument("--jobs", type=int, default=10_000)
+        bench.add_argument("--enqueue-jobs", type=int, default=2_000)
+        bench.add_argument("--processes", type=int, default=2)
+        bench.add_argument("--concurrency", type=int, default=16)
+        bench.add_argument("--repeat", type=int, default=3)
+        bench.add_argument("--latency-samples", type=int, default=200)
+        bench.add_argument("--history", type=int, default=0, help="finished rows to add first")
+        bench.add_argument("--json", action="store_true", help="print the summary as JSON")
+
     def handle(self, *args, action, backend, **options):
         jobs_backend = task_backends[backend]
         database = jobs_backend.jobs_options.database
@@ -76,6 +87,17 @@ class Command(BaseCommand):
             self.stdout.write(f"deleted {count} worker row(s)")
         elif action == "enqueue":
             self._enqueue(jobs_backend, **options)
+        elif action == "bench":
+            self._bench(backend, **options)
+
+    def _bench(self, backend, json: bool, **options):
+        from django_jobs.bench.runner import Bench, BenchConfig
+
+        fields = BenchConfig.__dataclass_fields__
+        config = BenchConfig(backend=backend, **{k: v for k, v in options.items() if k in fields})
+        log = self.stderr.write if json else self.stdout.write
+        summary = Bench(config, log=log).run().summary()
+        self.stdout.write(dumps(summary, indent=2))
 
     def _enqueue(self, backend, task_path, job_args, job_kwargs, queue, priority, **options):
         registry.autodiscover(backend.jobs_options.task_modules)

@@ -1,0 +1,60 @@
+"""Write many attempts' outcomes at once: successes in one statement, failures one by one."""
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db import connections, transaction
+from django.tasks import TaskResultStatus
+
+from .execution import Outcome, record
+from .models import Job
+
+
+def record_many(outcomes: Sequence[Outcome], database: str, now: datetime) -> None:
+    """Record a batch of outcomes, each fenced by its worker and attempt."""
+    successes = [o for o in outcomes if o.error is None]
+    if successes:
+        written = mark_succeeded_many(database, successes, now)
+        for outcome in successes:
+            if outcome.attempt.job.pk in written:
+                outcome.attempt.finish(TaskResultStatus.SUCCESSFUL, outcome.value)
+            else:
+                outcome.attempt.lost()
+    for outcome in outcomes:
+        if outcome.error is not None:
+            record(outcome, now)
+
+
+def mark_succeeded_many(database: str, outcomes: Sequence[Outcome], now: datetime) -> set:
+    """Mark jobs SUCCESSFUL with their return values; return the pks actually written."""
+    connection = connections[database]
+    if connection.vendor == "postgresql":
+        return _mark_succeeded_values(connection, outcomes, now)
+    written = set()
+    with transaction.atomic(using=database):
+        for outcome in outcomes:
+            if outcome.attempt.held.mark_succeeded(now, outcome.value):
+                written.add(outcome.attempt.job.pk)
+    return written
+
+
+def _mark_succeeded_values(connection, outcomes: Sequence[Outcome], now: datetime) -> set:
+    # One UPDATE … FROM (VALUES …): the fence (worker, attempt, RUNNING) is in the join, and
+    # RETURNING says which rows this worker still owned.
+    table = Job._meta.db_table
+    rows = ", ".join(["(%s::uuid, %s, %s::int, %s::jsonb)"] * len(outcomes))
+    params: list = [now]
+    for outcome in outcomes:
+        attempt = outcome.attempt
+        params += [attempt.job.pk, attempt.worker_id, attempt.job.attempts]
+        params.append(json.dumps(outcome.value))
+    sql = (
+        f"UPDATE {table} AS j SET status = 'SUCCESSFUL', return_value = v.value, "  # noqa: S608
+        f"finished_at = %s, lease_expires_at = NULL FROM (VALUES {rows}) "
+        "AS v(id, worker, attempts, value) WHERE j.id = v.id AND j.claimed_by = v.worker "
+        "AND j.attempts = v.attempts AND j.status = 'RUNNING' RETURNING j.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}

@@ -1,0 +1,79 @@
+"""A thread that writes finished attempts in batches, off the job threads."""
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from django.db import DatabaseError, InterfaceError, connections
+from django.utils import timezone
+
+from ..completion import record_many
+from ..execution import Outcome
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+class Completer:
+    """Collect outcomes from job threads; write each batch, then call ``on_written``."""
+
+    def __init__(self, database: str, on_written: Callable[[list[Outcome]], None], give_up: float):
+        self.database = database
+        self.on_written = on_written
+        self.give_up = give_up
+        self.queue: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self.pending = 0
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="django-jobs-completer", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def put(self, outcome: Outcome) -> None:
+        with self.lock:
+            self.pending += 1
+        self.queue.put(outcome)
+
+    def idle(self) -> bool:
+        return self.pending == 0
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _run(self) -> None:
+        while not (self.stopped.is_set() and self.idle()):
+            try:
+                batch = [self.queue.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._write(batch)
+            with self.lock:
+                self.pending -= len(batch)
+            self.on_written(batch)
+        connections[self.database].close()
+
+    def _write(self, batch: list[Outcome]) -> None:
+        """Write a batch, riding out database trouble; after ``give_up`` s leases are gone."""
+        deadline = time.monotonic() + self.give_up
+        delay = 0.2
+        while True:
+            try:
+                record_many(batch, self.database, timezone.now())
+                return
+            except (DatabaseError, InterfaceError) as e:
+                connections[self.database].close()
+                if time.monotonic() > deadline:
+                    logger.error("dropping %s outcome(s) after error=%r", len(batch), e)
+                    return
+                logger.warning("writing %s outcome(s) failed error=%r", len(batch), e)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
