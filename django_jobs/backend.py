@@ -1,5 +1,6 @@
 """The ``django.tasks`` backend: validates, serialises and writes Job rows, reads results."""
 
+from dataclasses import replace
 from datetime import datetime
 
 from asgiref.sync import sync_to_async
@@ -122,12 +123,19 @@ class JobsBackend(BaseTaskBackend):
 
         task = task or registry.resolve(job.task_path)
         run_after = job.run_after if job.run_after > job.enqueued_at else None
-        task = task.using(
-            priority=job.priority,
-            queue_name=job.queue_name,
-            run_after=run_after,
-            backend=job.backend,
-        )
+        if (task.priority, task.queue_name, task.run_after, task.backend) != (
+            job.priority,
+            job.queue_name,
+            run_after,
+            job.backend,
+        ):
+            task = replace(
+                task,
+                priority=job.priority,
+                queue_name=job.queue_name,
+                run_after=run_after,
+                backend=job.backend,
+            )
         result = TaskResult(
             task=task,
             id=str(job.pk),

@@ -7,6 +7,7 @@ SQLite: the same transaction, which ``transaction_mode='IMMEDIATE'`` serialises 
 processes; the guarded UPDATE keeps it correct even without that setting.
 """
 
+import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -19,6 +20,43 @@ from ..conf import JobsOptions
 logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "django_jobs"
+
+CLAIM_COLUMNS = (
+    "id", "backend", "queue_name", "priority", "task_path", "args", "kwargs", "options",
+    "status", "run_after", "enqueued_at", "started_at", "finished_at", "last_attempted_at",
+    "attempts", "max_attempts", "timeout", "return_value", "errors", "worker_ids",
+    "claimed_by", "lease_expires_at", "progress",
+)  # fmt: skip
+_JSON_INDEXES = [
+    CLAIM_COLUMNS.index(name)
+    for name in ("args", "kwargs", "options", "return_value", "errors", "worker_ids", "progress")
+]
+
+# One round trip: the inner SELECT walks the partial claim index (status, backend, queue,
+# priority, run_after) in priority/age order and skips rows other workers hold locked, so
+# concurrent claimers never wait on or share a row; the UPDATE makes the claim an attempt.
+_CLAIM = """\
+UPDATE django_jobs_job SET
+    status = 'RUNNING',
+    attempts = attempts + 1,
+    claimed_by = %(worker)s,
+    lease_expires_at = %(lease)s,
+    started_at = COALESCE(started_at, %(now)s),
+    last_attempted_at = %(now)s,
+    worker_ids = worker_ids || jsonb_build_array(%(worker_json)s::jsonb)
+WHERE id IN (
+    SELECT id FROM django_jobs_job
+    WHERE status = 'READY' AND backend = %(backend)s {queue_filter} AND run_after <= %(now)s
+    ORDER BY priority DESC, run_after
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING {columns}
+"""
+CLAIM_SQL = _CLAIM.format(
+    queue_filter="AND queue_name = ANY(%(queues)s)", columns=", ".join(CLAIM_COLUMNS)
+)
+CLAIM_ANY_QUEUE_SQL = _CLAIM.format(queue_filter="", columns=", ".join(CLAIM_COLUMNS))
 
 
 class DatabaseBroker:
@@ -50,17 +88,19 @@ class DatabaseBroker:
     def _claim_returning(self, worker_id, queues, limit, now) -> list:
         from ..models import Job
 
-        # The inner SELECT walks the partial claim index in priority/age order and skips rows
-        # another worker has locked, so concurrent claimers never wait on or share a row.
-        ready = self._ready(queues, now).values("pk")[:limit]
-        inner_sql, inner_params = ready.query.sql_with_params()
-        inner_sql += " FOR UPDATE SKIP LOCKED"  # the ORM refuses it outside atomic()
-        claim = Job.objects.using(self.database).filter(pk__in=[])  # compiled for its SET
-        set_sql, set_params = _update_set_sql(claim, worker_id, now, self.options)
-        table = Job._meta.db_table
-        # Every piece is ORM-compiled SQL with %s placeholders; no value is interpolated.
-        sql = f"UPDATE {table} SET {set_sql} WHERE id IN ({inner_sql}) RETURNING *"  # noqa: S608
-        return list(Job.objects.using(self.database).raw(sql, (*set_params, *inner_params)))
+        params = {
+            "worker": worker_id,
+            "worker_json": json.dumps(worker_id),
+            "now": now,
+            "lease": now + self.options.lease,
+            "backend": self.alias,
+            "queues": list(queues),
+            "limit": limit,
+        }
+        with connections[self.database].cursor() as cursor:
+            cursor.execute(CLAIM_SQL if queues else CLAIM_ANY_QUEUE_SQL, params)
+            rows = cursor.fetchall()
+        return [_job_from_row(Job, self.database, row) for row in rows]
 
     def _claim_two_step(self, worker_id, queues, limit, now) -> list:
         from ..models import Job
@@ -105,19 +145,12 @@ class DatabaseBroker:
         self._closed.set()
 
 
-def _update_set_sql(queryset, worker_id: str, now: datetime, options: JobsOptions):
-    """Compile the claim's SET clause with the ORM, so it matches ``JobQuerySet.claim``."""
-    from django.db.models.sql.subqueries import UpdateQuery
-
-    from ..models import Job, claim_values
-
-    query = UpdateQuery(Job)
-    query.add_update_values(claim_values(worker_id, now, options.lease))
-    compiler = query.get_compiler(queryset.db)
-    sql, params = compiler.as_sql()
-    # "UPDATE table SET a = %s, … WHERE …" → keep only the assignments.
-    set_sql = sql.split(" SET ", 1)[1].split(" WHERE ", 1)[0]
-    return set_sql, params
+def _job_from_row(model, database: str, row):
+    values = list(row)
+    for index in _JSON_INDEXES:
+        if isinstance(values[index], str):
+            values[index] = json.loads(values[index])
+    return model.from_db(database, CLAIM_COLUMNS, values)
 
 
 def _psycopg_params(alias: str) -> dict:
