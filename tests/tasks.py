@@ -127,3 +127,14 @@ def record_and_sleep_on_first_attempt(context, path, value, seconds):
     if context.attempt == 1:
         time.sleep(seconds)
     return value
+
+
+@task()
+def waits_for_file(path, timeout=30):
+    """Block until the file at ``path`` exists: a job the test lets finish when it chooses."""
+    deadline = time.monotonic() + timeout
+    while not Path(path).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.02)
+    return path

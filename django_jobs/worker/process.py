@@ -118,6 +118,7 @@ class WorkerProcess:
             logger.warning("claim failed error=%r; retrying in %.1fs", e, delay)
             connections[self.database].close()
             self.stopping.wait(delay)
+            self.wake.set()  # retry now: the wake-up that led here may be the only one
             return 0
         self._db_failures = 0
         for job in jobs:
