@@ -11,21 +11,21 @@ logger = logging.getLogger(__name__)
 LOST = f"{WorkerLost.__module__}.{WorkerLost.__qualname__}"
 
 
-def renew(database: str, worker_id: str, now: datetime, lease: timedelta, job_ids) -> int:
+def renew(database: str, worker_id: str, now: datetime, lease: timedelta, job_ids) -> bool:
     """Record a heartbeat and push back the leases of the jobs this worker is running.
 
     Only ``job_ids`` (what the worker's threads really run) are renewed: a job whose outcome
-    could not be written is left to expire and be rescued.
+    could not be written is left to expire and be rescued. Returns False when the worker's
+    row is gone (pruned): it is no longer registered.
     """
-    Worker.objects.using(database).filter(pk=worker_id).update(last_heartbeat_at=now)
-    if not job_ids:
-        return 0
-    return (
-        Job.objects.using(database)
-        .held_by(worker_id)
-        .filter(pk__in=job_ids)
-        .renew_leases(now, lease)
-    )
+    registered = Worker.objects.using(database).filter(pk=worker_id).update(last_heartbeat_at=now)
+    if job_ids:
+        Job.objects.using(database).held_by(worker_id).filter(pk__in=job_ids).renew_leases(
+            now, lease
+        )
+    if not registered:
+        logger.warning("worker row missing, not registered worker=%s", worker_id)
+    return bool(registered)
 
 
 def rescue_expired(database: str, now: datetime, limit: int = 100) -> int:

@@ -37,7 +37,7 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, message: 
         time.sleep(interval)
 
 
-def test_database_url() -> str:
+def worker_database_url() -> str:
     """DATABASE_URL of the database the tests run on (the test DB, not the dev one)."""
     settings = connection.settings_dict
     if connection.vendor == "sqlite":
@@ -109,10 +109,10 @@ def spawn_worker(transactional_db, tmp_path):
     """Start real runworker processes on the test database; all are killed at teardown."""
     handles: list[WorkerHandle] = []
 
-    def spawn(*args: str, options: dict | None = None) -> WorkerHandle:
+    def spawn(*args: str, options: dict | None = None, database_url: str = "") -> WorkerHandle:
         env = {
             **os.environ,
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": database_url or worker_database_url(),
             "JOBS_OPTIONS": json.dumps({**FAST_OPTIONS, **(options or {})}),
             "JOBS_LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",

@@ -169,25 +169,38 @@ class WorkerProcess:
         interval = self.options.heartbeat_interval
         last_ok = time.monotonic()
         while not self.stopping.wait(interval):
-            try:
-                now = timezone.now()
-                leases.renew(
-                    self.database, self.worker_id, now, self.options.lease, self.pool.running_ids()
-                )
-                leases.rescue_expired(self.database, now)
+            now = timezone.now()
+            renewed = self._safely(
+                "heartbeat",
+                leases.renew,
+                self.database,
+                self.worker_id,
+                now,
+                self.options.lease,
+                self.pool.running_ids(),
+            )
+            if renewed:
                 last_ok = time.monotonic()
-            except (DatabaseError, InterfaceError) as e:
-                connections[self.database].close()
-                logger.warning("heartbeat failed worker=%s error=%r", self.worker_id, e)
-                if time.monotonic() - last_ok > self.options.lease_seconds - interval:
-                    logger.error(
-                        "heartbeats failing for %.0fs, leases lost; stopping worker=%s",
-                        time.monotonic() - last_ok,
-                        self.worker_id,
-                    )
-                    self.exit_code = EXIT_LOST
-                    self.stop(force=True)
+            self._safely("rescue", leases.rescue_expired, self.database, now)
+            silent = time.monotonic() - last_ok
+            if silent > self.options.lease_seconds - interval:
+                logger.error(
+                    "heartbeats failing for %.0fs, leases lost; stopping worker=%s",
+                    silent,
+                    self.worker_id,
+                )
+                self.exit_code = EXIT_LOST
+                self.stop(force=True)
         connections[self.database].close()
+
+    def _safely(self, what: str, func, *args):
+        """Call a housekeeping query; on a database error log it and return None."""
+        try:
+            return func(*args)
+        except (DatabaseError, InterfaceError) as e:
+            connections[self.database].close()
+            logger.warning("%s failed worker=%s error=%r", what, self.worker_id, e)
+            return None
 
     # --- shutdown -------------------------------------------------------------------------
     def _drain(self) -> None:

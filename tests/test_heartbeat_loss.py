@@ -1,0 +1,52 @@
+"""A worker whose heartbeats keep failing stops itself instead of running on unregistered."""
+
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.db import connection
+
+from django_jobs.models import Job, JobStatus
+from tests import tasks
+from tests.conftest import worker_database_url, wait_for
+
+pytestmark = pytest.mark.processes
+
+
+@pytest.fixture
+def heartbeat_less_role(transactional_db):
+    """A PostgreSQL role that may do everything a worker does except heartbeat."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL roles to make only the heartbeat fail")
+    role = f"djjobs_nobeat_{connection.settings_dict['NAME']}"[:63]
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP OWNED BY "{role}"') if _role_exists(cursor, role) else None
+        cursor.execute(f'DROP ROLE IF EXISTS "{role}"')
+        cursor.execute(f'CREATE ROLE "{role}" LOGIN')
+        cursor.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"')
+        cursor.execute(f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+        cursor.execute(f'REVOKE UPDATE ON django_jobs_worker FROM "{role}"')
+    url = urlsplit(worker_database_url())
+    yield urlunsplit(url._replace(netloc=f"{role}@{url.hostname}:{url.port or 5432}"))
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP OWNED BY "{role}"')
+        cursor.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def _role_exists(cursor, role: str) -> bool:
+    cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
+    return cursor.fetchone() is not None
+
+
+def test_worker_stops_itself_when_its_heartbeats_keep_failing(spawn_worker, heartbeat_less_role):
+    # Given a worker that can claim and run jobs but whose heartbeat writes are refused
+    worker = spawn_worker("--concurrency", "1", database_url=heartbeat_less_role)
+    first = tasks.add.enqueue(1, 2)
+    wait_for(
+        lambda: Job.objects.filter(pk=first.id, status=JobStatus.SUCCESSFUL).exists(),
+        message="the worker runs jobs",
+    )
+    # When its heartbeats have failed for about a lease (3 s in the tests)
+    # Then the worker process stops itself with the "lost" exit status, and the supervisor
+    # replaces it with a fresh, registered one
+    wait_for(lambda: "heartbeats failing" in worker.output(), timeout=30)
+    wait_for(lambda: "code=70" in worker.output(), timeout=30, message=worker.output())
