@@ -7,7 +7,7 @@ from django.db import connection
 
 from django_jobs.models import Job, JobStatus
 from tests import tasks
-from tests.conftest import worker_database_url, wait_for
+from tests.conftest import wait_for, worker_database_url
 
 pytestmark = pytest.mark.processes
 
