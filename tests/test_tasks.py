@@ -2,6 +2,7 @@
 
 from datetime import datetime, timedelta
 
+import django
 import django.tasks
 import pytest
 from django.tasks import TaskResultStatus, task_backends
@@ -31,9 +32,17 @@ def with_options(x):
     return x
 
 
-@django.tasks.task(max_attempts=2, timeout=5)
-def declared_with_django_task():
+DJANGO_FORWARDS_OPTIONS = django.VERSION >= (6, 1)  # 6.0's @task takes no extra keywords
+
+
+def _declared_with_django_task():
     return None
+
+
+if DJANGO_FORWARDS_OPTIONS:
+    declared_with_django_task = django.tasks.task(max_attempts=2, timeout=5)(
+        _declared_with_django_task
+    )
 
 
 @django_jobs.task
@@ -76,12 +85,21 @@ def test_django_jobs_task_works_without_parentheses_and_has_defaults():
     assert bare.stored_options() == {}
 
 
+@pytest.mark.skipif(not DJANGO_FORWARDS_OPTIONS, reason="Django 6.0's @task drops extras")
 def test_django_task_decorator_passes_options_to_our_task_class():
     # Given a task declared with Django 6.1's own @task and extra keywords
     # Then the backend's task_class received them
     assert isinstance(declared_with_django_task, JobTask)
     assert declared_with_django_task.max_attempts == 2
     assert declared_with_django_task.timeout == 5
+
+
+@pytest.mark.skipif(DJANGO_FORWARDS_OPTIONS, reason="only Django 6.0 refuses the extras")
+def test_on_django_60_extra_options_need_django_jobs_task():
+    # Given Django 6.0, whose @task takes no extra keywords
+    # Then it refuses them, which is why django_jobs.task exists
+    with pytest.raises(TypeError):
+        django.tasks.task(max_attempts=2)(_declared_with_django_task)
 
 
 @pytest.mark.django_db
