@@ -277,3 +277,14 @@ def test_postgresql_claim_can_use_partial_claim_index(db):
         plan = "\n".join(row[0] for row in cursor.fetchall())
     # Then the inner SELECT walks the partial claim index
     assert "django_jobs_job_claim" in plan, plan
+
+
+def test_claim_only_takes_jobs_of_its_own_backend_alias(db):
+    # Given a job enqueued through another TASKS alias on the same database and queue
+    other = enqueue(tasks.add, 1, 1)
+    Job.objects.filter(pk=other).update(backend="other-alias")
+    mine = enqueue(tasks.add, 2, 2)
+    # When the default backend's broker claims
+    claimed = claim(limit=10)
+    # Then only its own job is taken
+    assert [str(job.pk) for job in claimed] == [mine]
