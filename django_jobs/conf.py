@@ -20,6 +20,9 @@ class JobsOptions:
     #: Default grace period for running jobs on SIGTERM/SIGINT.
     shutdown_timeout: float = 30.0
     default_max_attempts: int = 1
+    #: PostgreSQL: workers commit claims and outcomes without waiting for the WAL flush
+    #: (a commit lost in a crash means a job runs again, never that it is lost).
+    relaxed_commits: bool = True
     #: Extra modules holding tasks, besides every installed app's ``tasks`` module.
     task_modules: tuple[str, ...] = ()
 

@@ -176,6 +176,11 @@ class Job(models.Model):
                 where=Q(status="READY"),
                 name="django_jobs_job_claim",
             ),
+            PartialIndex(  # workers serving every queue
+                fields=["status", "backend", "-priority", "run_after"],
+                where=Q(status="READY"),
+                name="django_jobs_job_claim_any",
+            ),
             PartialIndex(
                 fields=["status", "lease_expires_at"],
                 where=Q(status="RUNNING"),

@@ -117,5 +117,7 @@ LOGGING = {
             "handlers": ["console"],
             "level": env("JOBS_LOG_LEVEL", default="INFO"),
         },
+        # Django's own per-task lines ("Task id=… state=…"): as verbose as ours.
+        "django.tasks": {"level": env("JOBS_LOG_LEVEL", default="INFO")},
     },
 }

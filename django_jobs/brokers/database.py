@@ -16,6 +16,7 @@ from datetime import datetime
 from django.db import connections, transaction
 
 from ..conf import JobsOptions
+from ..dbsession import relax_commits
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,10 @@ _JSON_INDEXES = [
     for name in ("args", "kwargs", "options", "return_value", "errors", "worker_ids", "progress")
 ]
 
-# One round trip: the inner SELECT walks the partial claim index (status, backend, queue,
-# priority, run_after) in priority/age order and skips rows other workers hold locked, so
-# concurrent claimers never wait on or share a row; the UPDATE makes the claim an attempt.
+# One round trip: the inner SELECT walks a partial claim index in priority/age order and skips
+# rows other workers hold locked, so concurrent claimers never wait on or share a row; the
+# UPDATE makes the claim an attempt. The SELECT comes in three shapes so that it always follows
+# an index order instead of sorting every ready row (which costs ~25 ms at 40k ready jobs).
 _CLAIM = """\
 UPDATE django_jobs_job SET
     status = 'RUNNING',
@@ -44,19 +46,32 @@ UPDATE django_jobs_job SET
     started_at = COALESCE(started_at, %(now)s),
     last_attempted_at = %(now)s,
     worker_ids = worker_ids || jsonb_build_array(%(worker_json)s::jsonb)
-WHERE id IN (
-    SELECT id FROM django_jobs_job
-    WHERE status = 'READY' AND backend = %(backend)s {queue_filter} AND run_after <= %(now)s
-    ORDER BY priority DESC, run_after
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
+WHERE id IN ({select})
 RETURNING {columns}
 """
-CLAIM_SQL = _CLAIM.format(
-    queue_filter="AND queue_name = ANY(%(queues)s)", columns=", ".join(CLAIM_COLUMNS)
+_READY = """\
+SELECT id{extra} FROM django_jobs_job
+WHERE status = 'READY' AND backend = %(backend)s{queue} AND run_after <= %(now)s
+ORDER BY priority DESC, run_after
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED"""
+#: Every queue of the backend: index django_jobs_job_claim_any.
+_READY_ANY = _READY.format(extra="", queue="")
+#: One queue: index django_jobs_job_claim, equality on the queue.
+_READY_ONE = _READY.format(extra="", queue=" AND queue_name = %(queue)s")
+#: Several queues: the head of each queue's index, merged.
+_READY_MANY = """\\
+SELECT head.id FROM unnest(%(queues)s::text[]) AS queue(name), LATERAL ({per_queue}) AS head
+ORDER BY head.priority DESC, head.run_after
+LIMIT %(limit)s""".format(  # noqa: S608 (constant SQL, values are parameters)
+    per_queue=_READY.format(extra=", priority, run_after", queue=" AND queue_name = queue.name")
 )
-CLAIM_ANY_QUEUE_SQL = _CLAIM.format(queue_filter="", columns=", ".join(CLAIM_COLUMNS))
+_COLUMNS = ", ".join(CLAIM_COLUMNS)
+CLAIM_SQL = {
+    "any": _CLAIM.format(select=_READY_ANY, columns=_COLUMNS),
+    "one": _CLAIM.format(select=_READY_ONE, columns=_COLUMNS),
+    "many": _CLAIM.format(select=_READY_MANY, columns=_COLUMNS),
+}
 
 
 class DatabaseBroker:
@@ -95,10 +110,14 @@ class DatabaseBroker:
             "lease": now + self.options.lease,
             "backend": self.alias,
             "queues": list(queues),
+            "queue": queues[0] if queues else None,
             "limit": limit,
         }
+        shape = "any" if not queues else "one" if len(queues) == 1 else "many"
+        if self.options.relaxed_commits:
+            relax_commits(self.database)
         with connections[self.database].cursor() as cursor:
-            cursor.execute(CLAIM_SQL if queues else CLAIM_ANY_QUEUE_SQL, params)
+            cursor.execute(CLAIM_SQL[shape], params)
             rows = cursor.fetchall()
         return [_job_from_row(Job, self.database, row) for row in rows]
 
