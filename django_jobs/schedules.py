@@ -113,8 +113,8 @@ class Schedule(models.Model):
         self._loaded_timing = self._timing_values()
 
     @classmethod
-    def from_db(cls, db, field_names, values):
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, db, field_names, values, **kwargs):
+        instance = super().from_db(db, field_names, values, **kwargs)
         instance._loaded_timing = instance._timing_values()
         return instance
 
