@@ -17,7 +17,7 @@ def _save_each(schedules, **changes) -> int:
 
 
 def enable(schedules) -> int:
-    """Enable schedules; they fire from their next fire time on, missing nothing in between."""
+    """Enable schedules from now on; runs missed while disabled are not made up."""
     return _save_each(schedules.filter(enabled=False), enabled=True)
 
 

@@ -31,6 +31,8 @@ FIRE_RETENTION = timedelta(days=7)
 PRUNE_EVERY = timedelta(hours=1)
 #: Never spin: a schedule that stays due (its fire keeps failing) is retried at this pace.
 MIN_SLEEP = 0.05
+#: A pass where a schedule failed retries it after this long, not at once.
+RETRY_SLEEP = 1.0
 
 
 def fire(database: str, schedule: Schedule, now: datetime) -> list[str]:
@@ -107,6 +109,7 @@ class Beat:
         self.sync = sync
         self.stopping = threading.Event()
         self._pruned_at: datetime | None = None
+        self.failed = False
 
     def start(self) -> None:
         """Load the task modules and sync the schedules declared in code."""
@@ -119,11 +122,18 @@ class Beat:
 
     def tick(self, now: datetime) -> datetime | None:
         """Fire every schedule due at ``now``; return the next due time (None: nothing)."""
+        self.failed = False
         for schedule in Schedule.objects.using(self.database).due(self.alias, now):
             try:
                 fire(self.database, schedule, now)
             except IntegrityError as e:  # a fire record already there: nothing was enqueued
+                self.failed = True
                 logger.warning("schedule fire skipped schedule=%s error=%r", schedule.name, e)
+            except (DatabaseError, InterfaceError):
+                raise
+            except Exception:  # one broken schedule must not stop the others
+                self.failed = True
+                logger.exception("schedule fire failed schedule=%s", schedule.name)
         self._prune(now)
         enabled = Schedule.objects.using(self.database).enabled().filter(backend=self.alias)
         return enabled.aggregate(due=Min("next_fire_at"))["due"]
@@ -152,7 +162,7 @@ class Beat:
                 logger.warning("beat tick failed error=%r; retrying in %.1fs", e, delay)
                 self.stopping.wait(delay)
                 continue
-            self.stopping.wait(self.sleep_time(now, due))
+            self.stopping.wait(self.sleep_time(due))
             if self.parent_pid and os.getppid() != self.parent_pid:
                 logger.warning("supervisor gone, stopping beat")
                 self.stop()
@@ -160,12 +170,13 @@ class Beat:
         logger.info("beat stopped backend=%s", self.alias)
         return 0
 
-    def sleep_time(self, now: datetime, due: datetime | None) -> float:
+    def sleep_time(self, due: datetime | None) -> float:
         """Seconds until the next due time, at most ``check_interval`` (to see edits)."""
         if due is None:
             return self.check_interval
         seconds = (due - timezone.now()).total_seconds()
-        return min(max(seconds, MIN_SLEEP), self.check_interval)
+        floor = RETRY_SLEEP if self.failed else MIN_SLEEP
+        return min(max(seconds, floor), self.check_interval)
 
     def stop(self) -> None:
         self.stopping.set()

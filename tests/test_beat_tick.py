@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
 
 from django_jobs.models import Job, Schedule, ScheduleFire
 from django_jobs.scheduler import Beat
@@ -195,3 +196,8 @@ def test_model_clean_rejects_bad_schedules_with_clear_messages():
     with pytest.raises(ValidationError) as e:
         Schedule(name="x", task="os.system", interval_seconds=5).full_clean()
     assert "is not a declared task" in str(e.value.message_dict["task"])
+
+
+def test_runworker_refuses_beat_with_burst():
+    with pytest.raises(CommandError, match="--beat cannot be combined with --burst"):
+        call_command("runworker", "--beat", "--burst")
