@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from . import admin_schedules  # noqa: F401  (registers ScheduleAdmin)
 from .models import Job, Worker
 
 

@@ -29,3 +29,7 @@ class WorkerLost(JobsError):
 
 class JobArgumentsError(JobsError):
     """A job row's stored args/kwargs have the wrong shape."""
+
+
+class InvalidSchedule(JobsError, ValueError):
+    """A schedule's cron expression, interval, time zone or task is not usable."""

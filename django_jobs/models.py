@@ -217,3 +217,7 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname}:{self.pid}"
+
+
+# Schedules live in a module of their own; importing them here registers them with the app.
+from .schedules import MissedRuns, Schedule, ScheduleFire  # noqa: E402, F401

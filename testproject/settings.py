@@ -5,6 +5,7 @@ TEST_DATABASE_NAME  test database name for server databases (SQLite: a file in v
 REDIS_URL         when set, adds a second TASKS backend "redis" using the Redis broker
 JOBS_OPTIONS      JSON merged into every TASKS backend's OPTIONS
 JOBS_LOG_LEVEL    level of the "django_jobs" logger (default INFO)
+JOBS_SCHEDULES    JSON replacing the demo's code-declared schedules ('{}' for none)
 """
 
 from pathlib import Path
@@ -95,6 +96,19 @@ TASKS = {
         "OPTIONS": {"broker": "database", **JOBS_OPTIONS},
     },
 }
+# Code-declared schedules, synced into the Schedule table when beat starts (runbeat, or
+# runworker --beat). Operators can still change them in the admin.
+JOBS_SCHEDULES = env.json(
+    "JOBS_SCHEDULES",
+    default={
+        "demo: add every 10 seconds": {
+            "task": "testproject.demo.tasks.add",
+            "interval": 10,
+            "args": [2, 3],
+            "description": "Declared in testproject/settings.py (JOBS_SCHEDULES).",
+        },
+    },
+)
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     TASKS["redis"] = {

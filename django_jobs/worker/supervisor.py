@@ -1,10 +1,11 @@
-"""Keep N worker processes alive: fork them, relay signals, replace the ones that die."""
+"""Keep N worker processes (and an optional beat) alive: fork them, relay signals, replace
+the ones that die."""
 
 import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from django.db import connections
 
@@ -15,21 +16,29 @@ QUICK_DEATH = 2.0
 
 
 class Supervisor:
-    """Fork ``processes`` children each running ``child()``; restart them until stopped."""
+    """Fork ``processes`` children each running ``child()``, plus one child per ``extras``
+    callable (the beat); restart them until stopped."""
 
-    def __init__(self, processes: int, child: Callable[[int], int], burst: bool = False):
+    def __init__(
+        self,
+        processes: int,
+        child: Callable[[int], int],
+        burst: bool = False,
+        extras: Sequence[Callable[[int], int]] = (),
+    ):
         self.processes = processes
         self.child = child
         self.burst = burst
-        self.children: dict[int, float] = {}
+        self.extras = list(extras)
+        self.children: dict[int, tuple[float, Callable[[int], int]]] = {}
         self.signals: list[int] = []
         self.exit_code = 0
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        for _ in range(self.processes):
-            self._spawn()
+        for target in [self.child] * self.processes + self.extras:
+            self._spawn(target)
         while self.children:
             try:
                 pid, status = os.wait()
@@ -37,14 +46,14 @@ class Supervisor:
                 break
             except InterruptedError:
                 continue
-            started = self.children.pop(pid, None)
-            if started is None:
+            entry = self.children.pop(pid, None)
+            if entry is None:
                 continue
             code = os.waitstatus_to_exitcode(status)
-            self._on_exit(pid, code, started)
+            self._on_exit(pid, code, *entry)
         return self.exit_code
 
-    def _on_exit(self, pid: int, code: int, started: float) -> None:
+    def _on_exit(self, pid: int, code: int, started: float, target: Callable) -> None:
         if self.signals:
             if code not in (0, -signal.SIGTERM, -signal.SIGINT):
                 self.exit_code = self.exit_code or 1
@@ -55,9 +64,9 @@ class Supervisor:
         if time.monotonic() - started < QUICK_DEATH:
             time.sleep(QUICK_DEATH)
         if not self.signals:
-            self._spawn()
+            self._spawn(target)
 
-    def _spawn(self) -> None:
+    def _spawn(self, target: Callable[[int], int]) -> None:
         connections.close_all()  # a forked child must not share the parent's sockets
         parent = os.getpid()
         pid = os.fork()
@@ -67,13 +76,13 @@ class Supervisor:
                 os.setpgid(0, 0)  # the terminal's Ctrl-C reaches the supervisor only
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                code = self.child(parent)
+                code = target(parent)
             except BaseException:
                 logger.exception("worker process crashed")
             finally:
                 logging.shutdown()
                 os._exit(code)
-        self.children[pid] = time.monotonic()
+        self.children[pid] = (time.monotonic(), target)
 
     def _on_signal(self, signum, frame) -> None:
         self.signals.append(signum)

@@ -1,10 +1,9 @@
 """``manage.py runworker``: start supervised worker processes."""
 
 from django.core.management.base import BaseCommand, CommandError
-from django.tasks import task_backends
-from django.tasks.exceptions import InvalidTaskBackend
 
-from django_jobs.backend import JobsBackend
+from django_jobs.management.commands.runbeat import jobs_backend
+from django_jobs.scheduler import Beat
 from django_jobs.worker.process import WorkerProcess
 from django_jobs.worker.supervisor import Supervisor
 
@@ -41,19 +40,23 @@ class Command(BaseCommand):
         parser.add_argument("--burst", action="store_true", help="Exit 0 once nothing is ready.")
         parser.add_argument("--backend", default="default", help="TASKS alias to serve.")
         parser.add_argument(
+            "--beat",
+            action="store_true",
+            help="Also run the beat (schedules) as one more supervised process.",
+        )
+        parser.add_argument(
             "--shutdown-timeout",
             type=seconds,
             default=None,
             help="Seconds running jobs get to finish on SIGTERM/SIGINT (default: the backend's).",
         )
 
-    def handle(self, *args, queues, processes, concurrency, burst, backend, shutdown_timeout, **o):
-        try:
-            jobs_backend = task_backends[backend]
-        except InvalidTaskBackend as e:
-            raise CommandError(str(e)) from e
-        if not isinstance(jobs_backend, JobsBackend):
-            raise CommandError(f"TASKS[{backend!r}] is not a django_jobs.backend.JobsBackend.")
+    def handle(
+        self, *args, queues, processes, concurrency, burst, backend, shutdown_timeout, beat, **o
+    ):
+        jobs_backend(backend)
+        if burst and beat:
+            raise CommandError("--beat cannot be combined with --burst (beat never finishes).")
 
         def child(parent_pid: int) -> int:
             return WorkerProcess(
@@ -66,6 +69,10 @@ class Command(BaseCommand):
                 parent_pid=parent_pid,
             ).run()
 
-        code = Supervisor(processes, child, burst=burst).run()
+        def run_beat(parent_pid: int) -> int:
+            return Beat(backend=backend, parent_pid=parent_pid).run()
+
+        extras = [run_beat] if beat else []
+        code = Supervisor(processes, child, burst=burst, extras=extras).run()
         if code:
             raise SystemExit(code)

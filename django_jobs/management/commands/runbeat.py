@@ -1,0 +1,51 @@
+"""``manage.py runbeat``: enqueue scheduled jobs (safe to run on several hosts at once)."""
+
+from django.core.management.base import BaseCommand, CommandError
+from django.tasks import task_backends
+from django.tasks.exceptions import InvalidTaskBackend
+
+from django_jobs.backend import JobsBackend
+from django_jobs.scheduler import Beat
+
+
+def positive_seconds(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError(value)
+    return number
+
+
+def jobs_backend(alias: str) -> JobsBackend:
+    """Return the JobsBackend named ``alias`` or raise CommandError."""
+    try:
+        backend = task_backends[alias]
+    except InvalidTaskBackend as e:
+        raise CommandError(str(e)) from e
+    if not isinstance(backend, JobsBackend):
+        raise CommandError(f"TASKS[{alias!r}] is not a django_jobs.backend.JobsBackend.")
+    return backend
+
+
+class Command(BaseCommand):
+    help = "Enqueue the jobs of due schedules. Several beats may run: each fire time fires once."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--backend", default="default", help="TASKS alias to schedule for.")
+        parser.add_argument(
+            "--check-interval",
+            type=positive_seconds,
+            default=5.0,
+            help="Longest sleep between looks at the schedule table (admin edits show up "
+            "within it). Default 5 s.",
+        )
+        parser.add_argument(
+            "--no-sync",
+            action="store_true",
+            help="Do not sync JOBS_SCHEDULES into the table at start.",
+        )
+
+    def handle(self, *args, backend, check_interval, no_sync, **options):
+        jobs_backend(backend)
+        code = Beat(backend=backend, check_interval=check_interval, sync=not no_sync).run()
+        if code:
+            raise SystemExit(code)

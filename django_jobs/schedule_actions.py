@@ -1,0 +1,40 @@
+"""Operator actions on schedules (the admin calls these): enable, disable, run now."""
+
+from django.db import transaction
+
+from .schedules import Schedule
+
+
+def _save_each(schedules, **changes) -> int:
+    count = 0
+    for schedule in schedules:
+        for field, value in changes.items():
+            setattr(schedule, field, value)
+        schedule.edited_by_operator = bool(schedule.code_hash)
+        schedule.save(using=schedules.db)  # recomputes next_fire_at from now
+        count += 1
+    return count
+
+
+def enable(schedules) -> int:
+    """Enable schedules from now on; runs missed while disabled are not made up."""
+    return _save_each(schedules.filter(enabled=False), enabled=True)
+
+
+def disable(schedules) -> int:
+    return _save_each(schedules.filter(enabled=True), enabled=False)
+
+
+def run_now(schedules) -> list[str]:
+    """Enqueue one run of each schedule now, outside its timing (next fire time unchanged)."""
+    from .scheduler import enqueue_now
+
+    ids = []
+    with transaction.atomic(using=schedules.db):
+        for schedule in schedules:
+            result = enqueue_now(schedule)
+            Schedule.objects.using(schedules.db).filter(pk=schedule.pk).update(
+                last_job_id=result.id
+            )
+            ids.append(result.id)
+    return ids

@@ -1,0 +1,116 @@
+"""The schedule admin: list, validation, preview, enable/disable and run-now actions."""
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from django_jobs.models import Job, Schedule
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:django_jobs_schedule_changelist")
+
+
+def form_data(**overrides) -> dict:
+    data = {
+        "name": "nightly",
+        "task": "tests.tasks.add",
+        "description": "",
+        "enabled": "on",
+        "cron": "0 3 * * *",
+        "interval_seconds": "",
+        "timezone": "Europe/Berlin",
+        "args": "[1, 2]",
+        "kwargs": "{}",
+        "queue_name": "",
+        "priority": "",
+        "backend": "default",
+        "missed_runs": "latest",
+        "misfire_grace_seconds": "60",
+        "catchup_window_seconds": "86400",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_changelist_shows_next_fire_time_and_last_result(admin_client):
+    schedule = Schedule.objects.create(name="s", task="tests.tasks.add", interval_seconds=60)
+    job_id = enqueue_add()
+    Schedule.objects.filter(pk=schedule.pk).update(last_job_id=job_id)
+    page = admin_client.get(CHANGELIST).content.decode()
+    assert "every 60 s" in page
+    assert "READY" in page
+    assert reverse("admin:django_jobs_job_change", args=[job_id]) in page
+
+
+def enqueue_add():
+    from tests.tasks import add
+
+    return add.enqueue(1, 2).id
+
+
+def test_adding_a_schedule_validates_the_cron_with_a_clear_message(admin_client):
+    response = admin_client.post(
+        reverse("admin:django_jobs_schedule_add"), form_data(cron="61 3 * * *")
+    )
+    assert response.status_code == 200
+    assert "is not a valid cron expression" in response.content.decode()
+    assert not Schedule.objects.exists()
+
+
+def test_the_change_page_previews_the_next_five_fire_times(admin_client):
+    response = admin_client.post(reverse("admin:django_jobs_schedule_add"), form_data())
+    assert response.status_code == 302
+    schedule = Schedule.objects.get()
+    page = admin_client.get(
+        reverse("admin:django_jobs_schedule_change", args=[schedule.pk])
+    ).content.decode()
+    assert page.count("03:00:00 CE") == 5  # CET or CEST, local to the schedule
+    assert "tests.tasks.add" in page
+
+
+def test_enable_and_disable_actions(admin_client):
+    schedule = Schedule.objects.create(name="s", task="tests.tasks.add", interval_seconds=60)
+    admin_client.post(
+        CHANGELIST, {"action": "disable_schedules", "_selected_action": [schedule.pk]}
+    )
+    schedule.refresh_from_db()
+    assert (schedule.enabled, schedule.next_fire_at) == (False, None)
+    admin_client.post(CHANGELIST, {"action": "enable_schedules", "_selected_action": [schedule.pk]})
+    schedule.refresh_from_db()
+    assert schedule.enabled and schedule.next_fire_at is not None
+
+
+def test_run_now_enqueues_a_job_without_moving_the_schedule(admin_client):
+    schedule = Schedule.objects.create(name="s", task="tests.tasks.add", cron="0 3 * * *")
+    next_fire_at = schedule.next_fire_at
+    admin_client.post(CHANGELIST, {"action": "run_now", "_selected_action": [schedule.pk]})
+    job = Job.objects.get()
+    schedule.refresh_from_db()
+    assert (job.task_path, job.args) == ("tests.tasks.add", [])
+    assert str(schedule.last_job_id) == str(job.pk)
+    assert schedule.next_fire_at == next_fire_at
+
+
+def test_run_now_needs_the_change_permission(client, django_user_model):
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_schedule"))
+    client.force_login(viewer)
+    schedule = Schedule.objects.create(name="s", task="tests.tasks.add", cron="0 3 * * *")
+    page = client.get(CHANGELIST).content.decode()
+    assert "run_now" not in page
+    client.post(CHANGELIST, {"action": "run_now", "_selected_action": [schedule.pk]})
+    assert not Job.objects.exists()
+
+
+def test_editing_a_code_declared_schedule_marks_it_edited(admin_client):
+    schedule = Schedule.objects.create(
+        name="nightly", task="tests.tasks.add", cron="0 3 * * *", code_hash="abc"
+    )
+    response = admin_client.post(
+        reverse("admin:django_jobs_schedule_change", args=[schedule.pk]),
+        form_data(cron="0 4 * * *"),
+    )
+    assert response.status_code == 302
+    schedule.refresh_from_db()
+    assert (schedule.cron, schedule.edited_by_operator) == ("0 4 * * *", True)
