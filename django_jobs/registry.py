@@ -18,6 +18,11 @@ def register(task) -> None:
     _tasks.setdefault(task.module_path, task)
 
 
+def declared() -> list[str]:
+    """Dotted paths of every task declared so far."""
+    return sorted(_tasks)
+
+
 def autodiscover(extra_modules=()) -> None:
     """Import every installed app's ``tasks`` module, plus ``extra_modules``."""
     autodiscover_modules("tasks")

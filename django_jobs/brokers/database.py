@@ -30,9 +30,14 @@ class DatabaseBroker:
         self.database = options.database
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
+        #: Paused queue names, refreshed by the worker's heartbeat: no query per claim.
+        self.paused: frozenset[str] = frozenset()
 
     def publish(self, jobs: Sequence) -> None:
         """Nothing to do: the row is the message (PostgreSQL's trigger notifies on commit)."""
+
+    def set_paused(self, queues: frozenset[str]) -> None:
+        self.paused = frozenset(queues)
 
     def claim(self, worker_id: str, queues: Sequence[str], limit: int, now: datetime) -> list:
         if connections[self.database].vendor == "postgresql":
@@ -45,6 +50,8 @@ class DatabaseBroker:
         jobs = Job.objects.using(self.database).ready(now).filter(backend=self.alias)
         if queues:
             jobs = jobs.filter(queue_name__in=queues)
+        if self.paused:
+            jobs = jobs.exclude(queue_name__in=self.paused)
         return jobs.order_by("-priority", "run_after")
 
     def _claim_returning(self, worker_id, queues, limit, now) -> list:
