@@ -65,6 +65,9 @@ def perform(modeladmin, request, queryset, action: BulkAction):
         return confirmation(modeladmin, request, queryset, action, across)
     jobs = None if across else list(queryset.only("id", "task_path", "status")[: LOG_EACH + 1])
     count = action.service(queryset)
+    if jobs and action.flag == DELETION:
+        kept = set(queryset.filter(pk__in=[j.pk for j in jobs]).values_list("pk", flat=True))
+        jobs = [j for j in jobs if j.pk not in kept]  # log only the jobs really deleted
     message = f"{action.done.capitalize()} {count} job(s)."
     log(request, action, message, jobs, describe_filter(request) if across else "selection")
     modeladmin.message_user(request, message, messages.SUCCESS)

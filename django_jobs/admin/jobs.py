@@ -84,8 +84,10 @@ class JobAdmin(ReadOnlyAdmin):
         running = obj is not None and obj.status == JobStatus.RUNNING
         return not running and super().has_delete_permission(request, obj)
 
-    def get_actions(self, request):
-        found = super().get_actions(request)
+    def get_actions(self, request, action_location=None):
+        # action_location exists from Django 6.1 on; 6.0 never passes it.
+        where = {"action_location": action_location} if action_location else {}
+        found = super().get_actions(request, **where)
         found.pop("delete_selected", None)  # renders every row; ours is one bulk DELETE
         return found
 
