@@ -66,7 +66,7 @@ def queues(database: str, now: datetime) -> list[dict]:
     return sorted(rows.values(), key=lambda r: r["name"])
 
 
-def throughput(database: str, now: datetime) -> dict:
+def throughput(database: str, now: datetime, rolled_until: datetime | None = None) -> dict:
     """Finished jobs per bucket over the last hour and day, and the failure rates."""
     since = rollup.floor_minute(now) - rollup.BACKFILL
     per_minute: dict[datetime, dict] = {
@@ -75,8 +75,9 @@ def throughput(database: str, now: datetime) -> dict:
         .filter(queue_name="", minute__gte=since)
         .values_list("minute", "succeeded", "failed", "cancelled")
     }
-    live_from = rollup.rolled_until(database) or since
-    for (minute, _queue), fields in rollup.finished_counts(database, live_from, now).items():
+    live_from = rolled_until or rollup.rolled_until(database) or since
+    live = rollup.finished_counts(database, live_from, now + rollup.MINUTE)
+    for (minute, _queue), fields in live.items():
         into = per_minute.setdefault(minute, dict.fromkeys(fields, 0))
         for name, n in fields.items():
             into[name] += n
@@ -202,11 +203,11 @@ def estimated_total(database: str) -> dict:
 
 def snapshot(database: str, now: datetime, stale_after: timedelta) -> dict:
     """Everything the dashboard shows, JSON-ready."""
-    rollup.rollup(database, now)
+    rolled_until = rollup.rollup(database, now)
     return {
         "now": now.isoformat(),
         "queues": queues(database, now),
-        "throughput": throughput(database, now),
+        "throughput": throughput(database, now, rolled_until),
         "latency": latency(database, now),
         "running": running_jobs(database, now),
         "workers": workers(database, now, stale_after),

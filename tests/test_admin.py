@@ -53,7 +53,11 @@ def test_changelist_filters_by_status_queue_task_and_worker(operator):
     failed = failed_job("a", worker="w-9")
     ready = tasks.other_queue.enqueue(1)
     Worker.objects.create(
-        id="w-9", hostname="h", pid=1, started_at=failed.enqueued_at, last_heartbeat_at=failed.enqueued_at
+        id="w-9",
+        hostname="h",
+        pid=1,
+        started_at=failed.enqueued_at,
+        last_heartbeat_at=failed.enqueued_at,
     )
     cases = {
         "?status__exact=FAILED": failed.pk,

@@ -15,17 +15,19 @@ class ValueFilter(admin.SimpleListFilter):
 
     field = ""
 
-    def choices_from(self, request) -> list[str]:
+    def choices_from(self, request) -> dict[str, str]:
+        """``{value: label}``."""
         raise NotImplementedError
 
     def lookups(self, request, model_admin):
-        values = set(self.choices_from(request))
+        # The changelist builds its filters twice per request: read the tables once.
+        cache = request.__dict__.setdefault("_django_jobs_filter_choices", {})
+        if self.parameter_name not in cache:
+            cache[self.parameter_name] = self.choices_from(request)
+        choices = dict(cache[self.parameter_name])
         if self.value():
-            values.add(self.value())
-        return [(v, self.label(v)) for v in sorted(values)]
-
-    def label(self, value: str) -> str:
-        return value
+            choices.setdefault(self.value(), self.value())
+        return sorted(choices.items())
 
     def queryset(self, request, queryset):
         return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
@@ -35,7 +37,7 @@ class QueueFilter(ValueFilter):
     title = "queue"
     parameter_name = field = "queue_name"
 
-    def choices_from(self, request) -> list[str]:
+    def choices_from(self, request) -> dict[str, str]:
         db = database()
         since = timezone.now() - timedelta(days=8)
         recent = (
@@ -45,29 +47,24 @@ class QueueFilter(ValueFilter):
             .values_list("queue_name", flat=True)
             .distinct()
         )
-        return [*Queue.objects.using(db).values_list("name", flat=True), *recent]
+        names = [*Queue.objects.using(db).values_list("name", flat=True), *recent]
+        return {name: name for name in names}
 
 
 class TaskFilter(ValueFilter):
     title = "task"
     parameter_name = field = "task_path"
 
-    def choices_from(self, request) -> list[str]:
+    def choices_from(self, request) -> dict[str, str]:
         backend = jobs_backend()
         registry.autodiscover(backend.jobs_options.task_modules if backend else ())
-        return registry.declared()
+        return {path: path for path in registry.declared()}
 
 
 class WorkerFilter(ValueFilter):
     title = "worker"
     parameter_name = field = "claimed_by"
 
-    def choices_from(self, request) -> list[str]:
-        self.names = {
-            w.pk: f"{w} ({w.pk[:8]})"
-            for w in Worker.objects.using(database()).order_by("-last_heartbeat_at")[:30]
-        }
-        return list(self.names)
-
-    def label(self, value: str) -> str:
-        return getattr(self, "names", {}).get(value, value)
+    def choices_from(self, request) -> dict[str, str]:
+        workers = Worker.objects.using(database()).order_by("-last_heartbeat_at")[:30]
+        return {w.pk: f"{w} ({w.pk[:8]})" for w in workers}
