@@ -6,6 +6,7 @@ latencies a sample of the most recent successful jobs, and the table size the pl
 estimate on PostgreSQL and MySQL/MariaDB: nothing counts the whole history.
 """
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import connections
@@ -23,8 +24,11 @@ BUCKETS = {
 }
 
 
-def queues(database: str, now: datetime) -> list[dict]:
-    """Per queue: ready and scheduled jobs, age of the oldest ready one, running, paused."""
+def queues(database: str, now: datetime, also: Iterable[str] = ()) -> list[dict]:
+    """Per queue: ready and scheduled jobs, age of the oldest ready one, running, paused.
+
+    Lists every queue with work, recent counters or a Queue row, and the names in ``also``.
+    """
     rows: dict[str, dict] = {}
 
     def row(name: str) -> dict:
@@ -59,14 +63,21 @@ def queues(database: str, now: datetime) -> list[dict]:
         .values_list("queue_name", flat=True)
         .distinct()
     )
-    for name in recent:
+    for name in [*recent, *also]:
         row(name)
     for name, paused in Queue.objects.using(database).values_list("name", "paused"):
         row(name)["paused"] = paused
     return sorted(rows.values(), key=lambda r: r["name"])
 
 
-def throughput(database: str, now: datetime, rolled_until: datetime | None = None) -> dict:
+def recent_counts(database: str, now: datetime, rolled_until: datetime | None = None) -> dict:
+    """Counts of the minutes not rolled up yet (a few minutes of the ``finished_at`` index)."""
+    since = rolled_until or rollup.rolled_until(database)
+    since = max(since or now - rollup.BACKFILL, now - rollup.BACKFILL)
+    return rollup.finished_counts(database, since, now + rollup.MINUTE)
+
+
+def throughput(database: str, now: datetime, recent: dict | None = None) -> dict:
     """Finished jobs per bucket over the last hour and day, and the failure rates."""
     since = rollup.floor_minute(now) - rollup.BACKFILL
     per_minute: dict[datetime, dict] = {
@@ -75,9 +86,9 @@ def throughput(database: str, now: datetime, rolled_until: datetime | None = Non
         .filter(queue_name="", minute__gte=since)
         .values_list("minute", "succeeded", "failed", "cancelled")
     }
-    live_from = rolled_until or rollup.rolled_until(database) or since
-    live = rollup.finished_counts(database, live_from, now + rollup.MINUTE)
-    for (minute, _queue), fields in live.items():
+    if recent is None:
+        recent = recent_counts(database, now)
+    for (minute, _queue), fields in recent.items():
         into = per_minute.setdefault(minute, dict.fromkeys(fields, 0))
         for name, n in fields.items():
             into[name] += n
@@ -203,11 +214,11 @@ def estimated_total(database: str) -> dict:
 
 def snapshot(database: str, now: datetime, stale_after: timedelta) -> dict:
     """Everything the dashboard shows, JSON-ready."""
-    rolled_until = rollup.rollup(database, now)
+    recent = recent_counts(database, now, rollup.rollup(database, now))
     return {
         "now": now.isoformat(),
-        "queues": queues(database, now),
-        "throughput": throughput(database, now, rolled_until),
+        "queues": queues(database, now, also={queue for _, queue in recent}),
+        "throughput": throughput(database, now, recent),
         "latency": latency(database, now),
         "running": running_jobs(database, now),
         "workers": workers(database, now, stale_after),

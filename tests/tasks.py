@@ -127,3 +127,11 @@ def record_and_sleep_on_first_attempt(context, path, value, seconds):
     if context.attempt == 1:
         time.sleep(seconds)
     return value
+
+
+@task(max_attempts=1, takes_context=True)
+def fails_first_time(context):
+    """Fail on attempt 1, succeed after a retry (the console's retry demo)."""
+    if context.attempt == 1:
+        raise RuntimeError("the payment provider timed out")
+    return {"charged": True, "attempt": context.attempt}

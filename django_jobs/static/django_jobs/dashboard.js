@@ -197,6 +197,7 @@
     refresh();
   }
 
+  document.getElementById("jobs-refresh").addEventListener("click", refresh);
   render(JSON.parse(document.getElementById("jobs-dashboard-data").textContent));
   setInterval(refresh, Number(root.dataset.refresh) * 1000);
 })();
