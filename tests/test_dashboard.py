@@ -184,3 +184,5 @@ def test_a_running_worker_stops_claiming_from_a_paused_queue_until_resumed(spawn
     # And once resumed it runs (the worker refreshes the paused set every heartbeat)
     services.resume_queue("default", "other")
     wait_for(lambda: Job.objects.get(pk=paused_job.id).status == JobStatus.SUCCESSFUL)
+    # And its heartbeat rolled the per-minute counters up (no query per job for that)
+    assert JobMinute.objects.filter(queue_name="").exists()

@@ -2,4 +2,6 @@
 
 from . import dashboard, jobs, workers  # noqa: F401  (each module registers its ModelAdmins)
 
-# Other admin modules of the app are imported here, one line each.
+# Admin modules that live outside this package are imported here, one line each.
+# The schedules admin (django_jobs/admin_schedules.py) goes here at merge:
+#     from .. import admin_schedules  # noqa: F401

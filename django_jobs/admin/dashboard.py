@@ -96,9 +96,6 @@ class QueueAdmin(ReadOnlyAdmin):
     list_display = ("name", "paused", "changed_at")
     actions = ("pause", "resume")
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
     def has_toggle_permission(self, request) -> bool:
         return request.user.has_perm(PAUSE)
 
