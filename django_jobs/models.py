@@ -1,4 +1,4 @@
-"""Job and Worker rows, and the guarded state transitions of a job.
+"""Job, Worker and Queue rows, per-minute job counts, and the guarded state transitions of a job.
 
 Nobody else writes ``Job.status``: the worker, the ``jobs`` command and the admin all call
 the queryset verbs below, each a single conditional UPDATE.
@@ -187,6 +187,12 @@ class Job(models.Model):
                 name="django_jobs_job_lease",
             ),
             models.Index(fields=["status", "finished_at"], name="django_jobs_job_finished"),
+            # The admin's changelist pages newest first.
+            models.Index(fields=["enqueued_at"], name="django_jobs_job_enqueued"),
+        ]
+        permissions = [
+            ("retry_job", "Can retry jobs"),
+            ("cancel_job", "Can cancel jobs"),
         ]
 
     def __str__(self) -> str:
@@ -195,6 +201,22 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def wait_time(self) -> timedelta | None:
+        """How long the latest attempt waited in the queue after the job became ready."""
+        if self.last_attempted_at is None:
+            return None
+        return max(self.last_attempted_at - self.run_after, timedelta(0))
+
+    @property
+    def run_time(self) -> timedelta | None:
+        """How long the latest attempt of a finished job ran."""
+        if self.last_attempted_at is None or self.status == JobStatus.READY:
+            return None
+        if self.finished_at is None:
+            return None
+        return max(self.finished_at - self.last_attempted_at, timedelta(0))
 
 
 class Worker(models.Model):
@@ -217,6 +239,54 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname}:{self.pid}"
+
+
+class Queue(models.Model):
+    """Operator state of one queue name (rows exist only for queues someone paused)."""
+
+    name = models.CharField(primary_key=True, max_length=100)
+    paused = models.BooleanField(default=False, help_text="Workers do not claim from it.")
+    changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "django_jobs_queue"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JobMinute(models.Model):
+    """Jobs that finished in one minute, per queue; ``queue_name=""`` holds every queue's total.
+
+    Rolled up from the ``finished_at`` index (``django_jobs.rollup``), never written per job.
+    A total row exists for every rolled-up minute, even an empty one: it is the watermark.
+    """
+
+    minute = models.DateTimeField()
+    queue_name = models.CharField(max_length=100, blank=True)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "django_jobs_jobminute"
+        constraints = [
+            models.UniqueConstraint(fields=["queue_name", "minute"], name="django_jobs_minute_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.queue_name or '*'}"
+
+
+class Dashboard(Queue):
+    """No table of its own: gives the operations dashboard its entry in the admin index."""
+
+    class Meta:
+        proxy = True
+        default_permissions = ()
+        verbose_name = "dashboard"
+        verbose_name_plural = "dashboard"
 
 
 # Schedules live in a module of their own; importing them here registers them with the app.

@@ -1,4 +1,9 @@
-"""Operator actions shared by the ``jobs`` command and the admin: retry, cancel, purge."""
+"""Operator actions shared by the ``jobs`` command and the admin: retry, cancel, delete,
+purge, pause and resume queues.
+
+The ``*_jobs`` functions take any queryset of jobs (the admin's selection or its whole
+filtered changelist) and act on it with one bulk statement, never one save per row.
+"""
 
 from collections.abc import Iterable
 from datetime import timedelta
@@ -6,7 +11,7 @@ from datetime import timedelta
 from django.db.models import Count
 from django.utils import timezone
 
-from .models import FINISHED, Job, JobStatus, Worker
+from .models import FINISHED, Job, JobQuerySet, JobStatus, Queue, Worker
 
 
 def jobs_for(database: str, ids: Iterable[str] | None = None):
@@ -14,14 +19,46 @@ def jobs_for(database: str, ids: Iterable[str] | None = None):
     return jobs if ids is None else jobs.filter(pk__in=list(ids))
 
 
+def retry_jobs(jobs: JobQuerySet) -> int:
+    """Queue the failed or cancelled jobs among ``jobs`` again, with a fresh attempt budget."""
+    return jobs.retry(timezone.now())
+
+
+def cancel_jobs(jobs: JobQuerySet) -> int:
+    """Cancel the jobs among ``jobs`` that have not started yet."""
+    return jobs.cancel(timezone.now())
+
+
+def delete_jobs(jobs: JobQuerySet) -> int:
+    """Delete the jobs among ``jobs`` that are not running (a running job's worker owns it)."""
+    deleted, _ = jobs.exclude(status=JobStatus.RUNNING).delete()
+    return deleted
+
+
 def retry(database: str, ids: Iterable[str]) -> int:
     """Queue failed or cancelled jobs again, each with a fresh attempt budget."""
-    return jobs_for(database, ids).retry(timezone.now())
+    return retry_jobs(jobs_for(database, ids))
 
 
 def cancel(database: str, ids: Iterable[str]) -> int:
     """Cancel jobs that have not started yet."""
-    return jobs_for(database, ids).cancel(timezone.now())
+    return cancel_jobs(jobs_for(database, ids))
+
+
+def pause_queue(database: str, name: str) -> None:
+    """Stop workers claiming from queue ``name`` (within one heartbeat interval)."""
+    Queue.objects.using(database).update_or_create(name=name, defaults={"paused": True})
+
+
+def resume_queue(database: str, name: str) -> None:
+    """Let workers claim from queue ``name`` again."""
+    Queue.objects.using(database).update_or_create(name=name, defaults={"paused": False})
+
+
+def paused_queues(database: str) -> frozenset[str]:
+    return frozenset(
+        Queue.objects.using(database).filter(paused=True).values_list("name", flat=True)
+    )
 
 
 def purge(database: str, older_than: timedelta, statuses=FINISHED) -> int:

@@ -138,3 +138,11 @@ def waits_for_file(path, timeout=30):
             raise TimeoutError(f"{path} never appeared")
         time.sleep(0.02)
     return path
+
+
+@task(max_attempts=1, takes_context=True)
+def fails_first_time(context):
+    """Fail on attempt 1, succeed after a retry (the console's retry demo)."""
+    if context.attempt == 1:
+        raise RuntimeError("the payment provider timed out")
+    return {"charged": True, "attempt": context.attempt}

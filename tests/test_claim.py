@@ -288,3 +288,19 @@ def test_claim_only_takes_jobs_of_its_own_backend_alias(db):
     claimed = claim(limit=10)
     # Then only its own job is taken
     assert [str(job.pk) for job in claimed] == [mine]
+
+
+@pytest.mark.parametrize("queues", [["other", "default"], ["other"]])
+def test_claim_leaves_paused_queues_out_of_an_explicit_queue_list(db, queues):
+    # Given jobs in two queues, "other" paused
+    enqueue(tasks.other_queue, 1)
+    mine = enqueue(tasks.add, 1, 2)
+    broker = task_backends["default"].broker
+    broker.set_paused(frozenset({"other"}))
+    try:
+        # When a worker serving an explicit queue list claims
+        claimed = claim(queues=queues)
+    finally:
+        broker.set_paused(frozenset())
+    # Then nothing comes from the paused queue
+    assert [str(job.pk) for job in claimed] == ([mine] if "default" in queues else [])

@@ -15,6 +15,9 @@ class Broker(Protocol):
     def claim(self, worker_id: str, queues: Sequence[str], limit: int, now: datetime) -> list:
         """Mark up to ``limit`` ready jobs RUNNING for ``worker_id`` and return them."""
 
+    def set_paused(self, queues: frozenset[str]) -> None:
+        """Claim nothing from ``queues`` until the next call (the worker refreshes it)."""
+
     def listen(self, wake: threading.Event) -> None:
         """Set ``wake`` whenever new work may be ready, until ``close()``."""
 

@@ -57,6 +57,8 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED"""
 #: Every queue of the backend: index django_jobs_job_claim_any.
 _READY_ANY = _READY.format(extra="", queue="")
+#: Every queue but the paused ones.
+_READY_ANY_UNPAUSED = _READY.format(extra="", queue=" AND queue_name <> ALL(%(paused)s)")
 #: One queue: index django_jobs_job_claim, equality on the queue.
 _READY_ONE = _READY.format(extra="", queue=" AND queue_name = %(queue)s")
 #: Several queues: the head of each queue's index, merged.
@@ -69,6 +71,7 @@ LIMIT %(limit)s""".format(  # noqa: S608 (constant SQL, values are parameters)
 _COLUMNS = ", ".join(CLAIM_COLUMNS)
 CLAIM_SQL = {
     "any": _CLAIM.format(select=_READY_ANY, columns=_COLUMNS),
+    "any_unpaused": _CLAIM.format(select=_READY_ANY_UNPAUSED, columns=_COLUMNS),
     "one": _CLAIM.format(select=_READY_ONE, columns=_COLUMNS),
     "many": _CLAIM.format(select=_READY_MANY, columns=_COLUMNS),
 }
@@ -83,11 +86,20 @@ class DatabaseBroker:
         self.database = options.database
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
+        #: Paused queue names, refreshed by the worker's heartbeat: no query per claim.
+        self.paused: frozenset[str] = frozenset()
 
     def publish(self, jobs: Sequence) -> None:
         """Nothing to do: the row is the message (PostgreSQL's trigger notifies on commit)."""
 
+    def set_paused(self, queues: frozenset[str]) -> None:
+        self.paused = frozenset(queues)
+
     def claim(self, worker_id: str, queues: Sequence[str], limit: int, now: datetime) -> list:
+        if queues and self.paused:
+            queues = [queue for queue in queues if queue not in self.paused]
+            if not queues:
+                return []
         if connections[self.database].vendor == "postgresql":
             return self._claim_returning(worker_id, queues, limit, now)
         return self._claim_two_step(worker_id, queues, limit, now)
@@ -98,6 +110,8 @@ class DatabaseBroker:
         jobs = Job.objects.using(self.database).ready(now).filter(backend=self.alias)
         if queues:
             jobs = jobs.filter(queue_name__in=queues)
+        if self.paused:
+            jobs = jobs.exclude(queue_name__in=self.paused)
         return jobs.order_by("-priority", "run_after")
 
     def _claim_returning(self, worker_id, queues, limit, now) -> list:
@@ -111,9 +125,13 @@ class DatabaseBroker:
             "backend": self.alias,
             "queues": list(queues),
             "queue": queues[0] if queues else None,
+            "paused": sorted(self.paused),
             "limit": limit,
         }
-        shape = "any" if not queues else "one" if len(queues) == 1 else "many"
+        if not queues:
+            shape = "any_unpaused" if self.paused else "any"
+        else:
+            shape = "one" if len(queues) == 1 else "many"
         if self.options.relaxed_commits:
             relax_commits(self.database)
         with connections[self.database].cursor() as cursor:

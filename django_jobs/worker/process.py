@@ -6,13 +6,13 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import DatabaseError, InterfaceError, connections
 from django.tasks import task_backends
 from django.utils import timezone
 
-from .. import leases, registry, workers
+from .. import leases, registry, rollup, services, workers
 from ..exceptions import JobTimeout
 from ..execution import Attempt, Outcome
 from ..models import Job
@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 EXIT_REPLACE = 75
 #: Exit status of a worker that lost its registration (heartbeats kept failing).
 EXIT_LOST = 70
+#: How often a worker rolls finished jobs up into the per-minute counters.
+ROLLUP_EVERY = 60.0
 
 
 class WorkerProcess:
@@ -80,6 +82,7 @@ class WorkerProcess:
             ",".join(self.queues) or "*",
             self.concurrency,
         )
+        self.broker.set_paused(services.paused_queues(self.database))
         self.broker.listen(self.wake)
         self.completer.start()
         threading.Thread(target=self._heartbeat, name="django-jobs-heartbeat", daemon=True).start()
@@ -168,7 +171,7 @@ class WorkerProcess:
     # --- heartbeat ------------------------------------------------------------------------
     def _heartbeat(self) -> None:
         interval = self.options.heartbeat_interval
-        last_ok = time.monotonic()
+        last_ok = next_rollup = time.monotonic()
         while not self.stopping.wait(interval):
             now = timezone.now()
             renewed = self._safely(
@@ -183,6 +186,10 @@ class WorkerProcess:
             if renewed:
                 last_ok = time.monotonic()
             self._safely("rescue", leases.rescue_expired, self.database, now)
+            paused = self._safely("paused queues", services.paused_queues, self.database)
+            if paused is not None:
+                self.broker.set_paused(paused)
+            next_rollup = self._rollup(now, next_rollup)
             silent = time.monotonic() - last_ok
             if silent > self.options.lease_seconds - interval:
                 logger.error(
@@ -202,6 +209,18 @@ class WorkerProcess:
             connections[self.database].close()
             logger.warning("%s failed worker=%s error=%r", what, self.worker_id, e)
             return None
+
+    def _rollup(self, now: datetime, due: float) -> float:
+        """Roll up an hour of counters at most when due; return when it is due next."""
+        if time.monotonic() < due:
+            return due
+        try:
+            caught_up = rollup.rollup(self.database, now, limit=timedelta(hours=1))
+        except (DatabaseError, InterfaceError) as e:
+            logger.warning("rollup failed worker=%s error=%r", self.worker_id, e)
+            return time.monotonic() + ROLLUP_EVERY
+        behind = caught_up < rollup.floor_minute(now - rollup.LAG)
+        return time.monotonic() + (0 if behind else ROLLUP_EVERY)
 
     # --- shutdown -------------------------------------------------------------------------
     def _drain(self) -> None:

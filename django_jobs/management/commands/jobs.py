@@ -1,4 +1,4 @@
-"""``manage.py jobs``: operator commands (stats, retry, cancel, purge, prune-workers, enqueue)."""
+"""``manage.py jobs``: operator commands (stats, retry, cancel, pause, resume, purge, …)."""
 
 import json
 from datetime import timedelta
@@ -46,6 +46,11 @@ class Command(BaseCommand):
         ):
             action = sub.add_parser(name, help=text)
             action.add_argument("ids", nargs="+", metavar="JOB_ID")
+        for name, text in (
+            ("pause", "Stop workers claiming from a queue."),
+            ("resume", "Let workers claim from a paused queue again."),
+        ):
+            sub.add_parser(name, help=text).add_argument("queue")
         purge = sub.add_parser("purge", help="Delete finished jobs older than --older-than.")
         purge.add_argument("--older-than", type=duration, required=True, help="e.g. 30d, 12h")
         prune = sub.add_parser("prune-workers", help="Delete Worker rows silent for a while.")
@@ -80,6 +85,12 @@ class Command(BaseCommand):
             self.stdout.write(f"retried {services.retry(database, options['ids'])} job(s)")
         elif action == "cancel":
             self.stdout.write(f"cancelled {services.cancel(database, options['ids'])} job(s)")
+        elif action == "pause":
+            services.pause_queue(database, options["queue"])
+            self.stdout.write(f"paused queue {options['queue']}")
+        elif action == "resume":
+            services.resume_queue(database, options["queue"])
+            self.stdout.write(f"resumed queue {options['queue']}")
         elif action == "purge":
             self.stdout.write(f"deleted {services.purge(database, options['older_than'])} job(s)")
         elif action == "prune-workers":

@@ -1,0 +1,114 @@
+"""The operations dashboard (live figures from a JSON endpoint) and queue pause/resume."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+
+from .. import overview, services
+from ..models import Dashboard, Queue
+from .common import ReadOnlyAdmin, database, stale_after
+
+VIEW = "django_jobs.view_job"
+PAUSE = "django_jobs.change_queue"
+REFRESH_SECONDS = 5
+
+
+@admin.register(Dashboard)
+class DashboardAdmin(admin.ModelAdmin):
+    """Shown in the admin index as Jobs › Dashboard; anyone who may view jobs may see it."""
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm(VIEW)
+
+    def has_module_permission(self, request) -> bool:
+        return request.user.has_perm(VIEW)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("", view(self.changelist_view), name="django_jobs_dashboard_changelist"),
+            path("data/", view(self.data_view), name="django_jobs_dashboard_data"),
+            path("queue/", view(self.queue_view), name="django_jobs_dashboard_queue"),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Jobs dashboard",
+            "opts": self.model._meta,
+            "snapshot": self.snapshot(),
+            "can_pause": request.user.has_perm(PAUSE),
+            "refresh_seconds": REFRESH_SECONDS,
+            "data_url": reverse("admin:django_jobs_dashboard_data"),
+            "queue_url": reverse("admin:django_jobs_dashboard_queue"),
+            "job_url": reverse("admin:django_jobs_job_changelist"),
+            "worker_url": reverse("admin:django_jobs_worker_changelist"),
+        }
+        return TemplateResponse(request, "admin/django_jobs/dashboard/dashboard.html", context)
+
+    def data_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return JsonResponse(self.snapshot(), encoder=DjangoJSONEncoder)
+
+    def queue_view(self, request):
+        """POST queue=<name> action=pause|resume: from the dashboard's buttons."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm(PAUSE):
+            raise PermissionDenied
+        name, action = request.POST.get("queue", ""), request.POST.get("action")
+        if not name or action not in ("pause", "resume"):
+            return JsonResponse({"error": "queue and action=pause|resume required"}, status=400)
+        change = services.pause_queue if action == "pause" else services.resume_queue
+        change(database(), name)
+        queue = Queue.objects.using(database()).get(pk=name)
+        self.log_change(request, queue, f"{action.capitalize()}d queue {name}.")
+        if request.headers.get("accept", "").startswith("application/json"):
+            return JsonResponse({"queue": name, "paused": queue.paused})
+        messages.success(request, f"{action.capitalize()}d queue {name}.")
+        return HttpResponseRedirect(reverse("admin:django_jobs_dashboard_changelist"))
+
+    @staticmethod
+    def snapshot() -> dict:
+        return overview.snapshot(database(), timezone.now(), stale_after())
+
+
+@admin.register(Queue)
+class QueueAdmin(ReadOnlyAdmin):
+    """Queues someone paused or resumed; the dashboard lists every queue with work."""
+
+    list_display = ("name", "paused", "changed_at")
+    actions = ("pause", "resume")
+
+    def has_toggle_permission(self, request) -> bool:
+        return request.user.has_perm(PAUSE)
+
+    @admin.action(description="Pause selected queues", permissions=["toggle"])
+    def pause(self, request, queryset):
+        self._toggle(request, queryset, services.pause_queue, "Paused")
+
+    @admin.action(description="Resume selected queues", permissions=["toggle"])
+    def resume(self, request, queryset):
+        self._toggle(request, queryset, services.resume_queue, "Resumed")
+
+    def _toggle(self, request, queryset, change, done: str) -> None:
+        for queue in queryset:
+            change(database(), queue.name)
+            self.log_change(request, queue, f"{done} queue {queue.name}.")
+        self.message_user(request, f"{done} {len(queryset)} queue(s).")

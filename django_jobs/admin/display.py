@@ -1,0 +1,62 @@
+"""Small HTML and text renderings of job fields for the admin pages."""
+
+import json
+from datetime import timedelta
+
+from django.utils.html import format_html, format_html_join
+
+from ..models import JobStatus
+
+STATUS_CLASS = {
+    JobStatus.READY: "ready",
+    JobStatus.RUNNING: "running",
+    JobStatus.SUCCESSFUL: "successful",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "cancelled",
+}
+
+
+def pretty_json(value) -> str:
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    return format_html('<pre class="jobs-json">{}</pre>', text)
+
+
+def duration(value: timedelta | float | None) -> str:
+    """'850 ms', '12.3 s', '4 min 3 s', '2 h 5 min'; '–' for nothing."""
+    if value is None:
+        return "–"
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+
+
+def status_badge(status: str) -> str:
+    label = JobStatus(status).label if status in JobStatus.values else status
+    return format_html(
+        '<span class="jobs-status jobs-status-{}">{}</span>', STATUS_CLASS.get(status, ""), label
+    )
+
+
+def error_list(errors: list) -> str:
+    """Every failed attempt: attempt number, worker, exception and its traceback."""
+    if not errors:
+        return "–"
+    return format_html_join(
+        "",
+        '<div class="jobs-error"><p><strong>Attempt {}</strong> on worker <code>{}</code>: '
+        '<code>{}</code></p><pre class="jobs-traceback">{}</pre></div>',
+        (
+            (
+                e.get("attempt", "?"),
+                e.get("worker_id") or "–",
+                e.get("exception_class_path", "?"),
+                e.get("traceback", ""),
+            )
+            for e in errors
+        ),
+    )

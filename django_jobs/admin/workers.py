@@ -1,0 +1,48 @@
+"""The worker admin: read-only, with workers that stopped heartbeating marked stale."""
+
+from django.contrib import admin
+from django.utils import timezone
+from django.utils.html import format_html
+
+from ..models import Worker
+from . import display
+from .common import ReadOnlyAdmin, stale_after
+
+
+@admin.register(Worker)
+class WorkerAdmin(ReadOnlyAdmin):
+    list_display = (
+        "id",
+        "hostname",
+        "pid",
+        "state",
+        "queues_display",
+        "processes",
+        "concurrency",
+        "started_at",
+        "heartbeat_age",
+    )
+    list_filter = ("hostname", ("stopped_at", admin.EmptyFieldListFilter))
+    search_fields = ("id", "hostname")
+    ordering = ("-last_heartbeat_at",)
+
+    class Media:
+        css = {"all": ("django_jobs/console.css",)}
+
+    @admin.display(description="state")
+    def state(self, worker: Worker) -> str:
+        if worker.stopped_at:
+            return format_html(
+                '<span class="jobs-status jobs-status-cancelled">{}</span>', "stopped"
+            )
+        if worker.last_heartbeat_at < timezone.now() - stale_after():
+            return format_html('<span class="jobs-status jobs-status-failed">{}</span>', "stale")
+        return format_html('<span class="jobs-status jobs-status-successful">{}</span>', "live")
+
+    @admin.display(description="queues")
+    def queues_display(self, worker: Worker) -> str:
+        return ", ".join(worker.queues) or "all"
+
+    @admin.display(description="last heartbeat", ordering="last_heartbeat_at")
+    def heartbeat_age(self, worker: Worker) -> str:
+        return f"{display.duration(timezone.now() - worker.last_heartbeat_at)} ago"

@@ -1,0 +1,163 @@
+"""The console in a real browser (Playwright + Debian's chromium) against a live server."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from django_jobs.models import Job, JobStatus, Queue
+from tests import tasks
+from tests.conftest import ROOT, wait_for
+from tests.console import PASSWORD, failed_job, make_user
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+#: Set to save the screenshots into docs/images (they are committed).
+SAVE_SCREENSHOTS = os.environ.get("JOBS_SCREENSHOTS") == "1"
+
+
+def missing(reason: str):
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        missing(f"{CHROMIUM} not found: apt-get install chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("playwright not installed: pip install -e '.[dev]'")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+    # between browser steps are still plain synchronous code.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(20_000)
+    yield context.new_page()
+    context.close()
+
+
+def log_in(page, base: str, username: str) -> None:
+    page.goto(base + reverse("admin:login"))
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#user-tools")
+
+
+def screenshot(page, name: str, tmp_path: Path) -> None:
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=True)
+    if SAVE_SCREENSHOTS:
+        shutil.copy(path, ROOT / "docs" / "images" / name)
+
+
+def job_status(job_id) -> str:
+    return Job.objects.get(pk=job_id).status
+
+
+@pytest.mark.processes
+def test_operator_sees_a_failed_job_retries_it_and_watches_it_succeed(
+    page, live_server, spawn_worker, tmp_path
+):
+    # Given a worker that ran some jobs, one of which failed
+    make_user("admin", superuser=True)
+    for i in range(24):
+        tasks.add.enqueue(i, i)
+    flaky = tasks.fails_first_time.enqueue()
+    tasks.other_queue.using(run_after=None).enqueue("mail")
+    spawn_worker("--concurrency", "2")
+    wait_for(lambda: job_status(flaky.id) == JobStatus.FAILED, message="the job to fail")
+    wait_for(lambda: not Job.objects.exclude(status__in=["SUCCESSFUL", "FAILED"]).exists())
+    base = live_server.url
+    log_in(page, base, "admin")
+
+    # When the operator opens the dashboard from the admin index
+    page.click(f"a[href='{reverse('admin:django_jobs_dashboard_changelist')}']")
+    # Then it shows the failure and the live worker
+    failure = page.locator("#jobs-card-failure .jobs-card-value")
+    assert failure.inner_text() != "–"
+    assert page.locator("#jobs-workers tbody tr").count() == 1
+    assert "live" in page.locator("#jobs-workers").inner_text()
+    page.click("#jobs-refresh")  # the JSON endpoint answers and the page re-renders
+    page.wait_for_function("Number(document.getElementById('jobs-dashboard').dataset.loaded) >= 2")
+    screenshot(page, "dashboard.png", tmp_path)
+
+    # When they follow "failed jobs" to the job's page
+    page.click("text=failed jobs")
+    page.click("#result_list a:has-text('tests.tasks.fails_first_time')")
+    # Then the page shows the error with its traceback and the worker
+    assert "the payment provider timed out" in page.locator(".field-errors_display").inner_text()
+    assert "Traceback" in page.locator(".field-errors_display").inner_text()
+    screenshot(page, "job.png", tmp_path)
+
+    # When they press Retry
+    page.click("#jobs-retry")
+    assert "Retried 1 job(s)." in page.locator(".messagelist").inner_text()
+
+    # Then the job runs again and the page shows it succeeded, with its return value
+    def shows_success():
+        page.reload()
+        return "Successful" in page.locator(".field-status_badge").inner_text()
+
+    wait_for(shows_success, message="the retried job to succeed")
+    assert "charged" in page.locator(".field-return_value_pretty").inner_text()
+
+
+def test_read_only_user_sees_the_console_but_is_offered_no_action(page, live_server):
+    # Given a failed job and a user with view_job only
+    job = failed_job("x")
+    make_user("viewer", "view_job", "view_worker")
+    log_in(page, live_server.url, "viewer")
+    # When they open the job list, the job page and the dashboard
+    page.goto(live_server.url + reverse("admin:django_jobs_job_changelist"))
+    assert page.locator("#result_list a:has-text('tests.tasks.echo')").count() == 1
+    assert page.locator("select[name=action]").count() == 0
+    page.click("#result_list a:has-text('tests.tasks.echo')")
+    assert "ValueError: boom" in page.locator(".field-errors_display").inner_text()
+    assert page.locator("#jobs-retry").count() == 0
+    page.goto(live_server.url + reverse("admin:django_jobs_dashboard_changelist"))
+    page.wait_for_selector("#jobs-queues tbody tr")
+    # Then nothing offers to change anything
+    assert page.locator("#jobs-queues button").count() == 0
+    assert job_status(job.pk) == JobStatus.FAILED
+
+
+def test_operator_pauses_and_resumes_a_queue_from_the_dashboard(page, live_server):
+    make_user("admin", superuser=True)
+    tasks.add.enqueue(1, 2)
+    log_in(page, live_server.url, "admin")
+    page.goto(live_server.url + reverse("admin:django_jobs_dashboard_changelist"))
+    page.click("#jobs-queues tr[data-queue=default] button[data-action=pause]")
+    page.wait_for_selector("#jobs-queues tr[data-queue=default] button[data-action=resume]")
+    assert "paused" in page.locator("#jobs-queues tr[data-queue=default]").inner_text()
+    assert Queue.objects.get(pk="default").paused
+    page.click("#jobs-queues tr[data-queue=default] button[data-action=resume]")
+    page.wait_for_selector("#jobs-queues tr[data-queue=default] button[data-action=pause]")
+    assert not Queue.objects.get(pk="default").paused

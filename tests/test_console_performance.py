@@ -1,0 +1,102 @@
+"""The console on a million job rows (PostgreSQL): bounded queries that use indexes.
+
+Asserts query counts and plan shapes, never wall time.
+"""
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+pytestmark = [pytest.mark.performance, pytest.mark.django_db]
+
+ROWS = 1_000_000
+
+#: Every queue/status mix the console reads; ~30 days of history, 2% failed, some waiting.
+INSERT = """
+INSERT INTO django_jobs_job (
+    id, backend, queue_name, priority, task_path, args, kwargs, options, status, run_after,
+    enqueued_at, started_at, last_attempted_at, finished_at, attempts, max_attempts, timeout,
+    return_value, errors, worker_ids, claimed_by, lease_expires_at, progress
+)
+SELECT
+    gen_random_uuid(), 'default', (ARRAY['default', 'mail', 'reports'])[1 + i %% 3], 0,
+    'tests.tasks.add', jsonb_build_array(i, i), '{}', '{}', s.status, s.t, s.t,
+    CASE WHEN s.status = 'READY' THEN NULL ELSE s.t + interval '1 second' END,
+    CASE WHEN s.status = 'READY' THEN NULL ELSE s.t + interval '1 second' END,
+    CASE WHEN s.status IN ('READY', 'RUNNING') THEN NULL ELSE s.t + interval '2 seconds' END,
+    1, 1, NULL, NULL, '[]', '[]',
+    CASE WHEN s.status = 'READY' THEN NULL ELSE 'worker-' || (i %% 8) END,
+    CASE WHEN s.status = 'RUNNING' THEN now() + interval '1 minute' END, NULL
+FROM (
+    SELECT i, now() - i * interval '2.6 seconds' AS t,
+        CASE WHEN i %% 1000 = 0 THEN 'READY' WHEN i %% 1000 = 1 THEN 'RUNNING'
+             WHEN i %% 50 = 2 THEN 'FAILED' ELSE 'SUCCESSFUL' END AS status
+    FROM generate_series(1, %s) AS i
+) AS s
+"""
+
+
+@pytest.fixture(scope="module")
+def million_jobs(django_db_setup, django_db_blocker):
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: plans and planner estimates are PostgreSQL's")
+    with django_db_blocker.unblock():
+        with connection.cursor() as cursor:
+            cursor.execute(INSERT, [ROWS])
+            cursor.execute("ANALYZE django_jobs_job")
+        yield
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE django_jobs_job, django_jobs_jobminute")
+
+
+def job_table_plans(queries) -> dict[str, str]:
+    """EXPLAIN of every captured SELECT that reads the job table."""
+    plans = {}
+    with connection.cursor() as cursor:
+        for query in queries:
+            sql = query["sql"]
+            if sql.startswith("SELECT") and '"django_jobs_job"' in sql:
+                cursor.execute("EXPLAIN " + sql)
+                plans[sql] = "\n".join(row[0] for row in cursor.fetchall())
+    return plans
+
+
+def assert_indexed(plans: dict[str, str]) -> None:
+    assert plans
+    for sql, plan in plans.items():
+        assert "Seq Scan on django_jobs_job " not in plan, f"{sql}\n{plan}"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "?status__exact=FAILED", "?status__exact=READY&queue_name=mail", "?q=tests.tasks.add"],
+)
+def test_changelist_on_a_million_jobs_is_bounded_and_indexed(
+    million_jobs, admin_client, django_assert_max_num_queries, query
+):
+    with django_assert_max_num_queries(12) as captured:
+        response = admin_client.get(reverse("admin:django_jobs_job_changelist") + query)
+    assert response.status_code == 200
+    assert len(response.context["cl"].result_list) == 100
+    if query != "?q=tests.tasks.add":  # a text search scans, within the LIMIT
+        assert_indexed(job_table_plans(captured.captured_queries))
+
+
+def test_unfiltered_changelist_shows_the_planner_estimate_instead_of_counting(
+    million_jobs, admin_client
+):
+    response = admin_client.get(reverse("admin:django_jobs_job_changelist"))
+    assert response.context["cl"].result_count == pytest.approx(ROWS, rel=0.2)
+
+
+def test_dashboard_on_a_million_jobs_is_bounded_and_indexed(
+    million_jobs, admin_client, django_assert_max_num_queries
+):
+    url = reverse("admin:django_jobs_dashboard_data")
+    admin_client.get(url)  # rolls up the last day of counters
+    with django_assert_max_num_queries(15) as captured:
+        data = admin_client.get(url).json()
+    assert data["total"]["estimated"] is True
+    assert {q["name"] for q in data["queues"]} == {"default", "mail", "reports"}
+    assert data["throughput"]["day"]["failure_rate"] == pytest.approx(0.02, abs=0.005)
+    assert_indexed(job_table_plans(captured.captured_queries))
