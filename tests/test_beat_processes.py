@@ -51,7 +51,7 @@ def manage(tmp_path):
     def start(*args: str, schedules: dict | None = None) -> Command:
         env = {
             **os.environ,
-            "DATABASE_URL": conftest.test_database_url(),
+            "DATABASE_URL": conftest.worker_database_url(),
             "JOBS_OPTIONS": json.dumps(FAST_OPTIONS),
             "JOBS_SCHEDULES": json.dumps(schedules or {}),
             "JOBS_LOG_LEVEL": "INFO",
