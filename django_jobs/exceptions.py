@@ -29,3 +29,7 @@ class WorkerLost(JobsError):
 
 class JobArgumentsError(JobsError):
     """A job row's stored args/kwargs have the wrong shape."""
+
+
+class BrokerUnavailable(JobsError):
+    """The broker (Redis) cannot be reached; the worker backs off and retries."""

@@ -35,9 +35,8 @@ class DatabaseBroker:
         """Nothing to do: the row is the message (PostgreSQL's trigger notifies on commit)."""
 
     def claim(self, worker_id: str, queues: Sequence[str], limit: int, now: datetime) -> list:
-        if connections[self.database].vendor == "postgresql":
-            return self._claim_returning(worker_id, queues, limit, now)
-        return self._claim_two_step(worker_id, queues, limit, now)
+        candidates = self._ready(queues, now).values("pk")
+        return claim_rows(self.database, candidates, worker_id, now, self.options, limit)
 
     def _ready(self, queues: Sequence[str], now: datetime):
         from ..models import Job
@@ -47,37 +46,11 @@ class DatabaseBroker:
             jobs = jobs.filter(queue_name__in=queues)
         return jobs.order_by("-priority", "run_after")
 
-    def _claim_returning(self, worker_id, queues, limit, now) -> list:
-        from ..models import Job
+    def sweep(self, now: datetime, every: float | None = None) -> int:
+        """Nothing to reconcile: the table is the queue."""
+        return 0
 
-        # The inner SELECT walks the partial claim index in priority/age order and skips rows
-        # another worker has locked, so concurrent claimers never wait on or share a row.
-        ready = self._ready(queues, now).values("pk")[:limit]
-        inner_sql, inner_params = ready.query.sql_with_params()
-        inner_sql += " FOR UPDATE SKIP LOCKED"  # the ORM refuses it outside atomic()
-        claim = Job.objects.using(self.database).filter(pk__in=[])  # compiled for its SET
-        set_sql, set_params = _update_set_sql(claim, worker_id, now, self.options)
-        table = Job._meta.db_table
-        # Every piece is ORM-compiled SQL with %s placeholders; no value is interpolated.
-        sql = f"UPDATE {table} SET {set_sql} WHERE id IN ({inner_sql}) RETURNING *"  # noqa: S608
-        return list(Job.objects.using(self.database).raw(sql, (*set_params, *inner_params)))
-
-    def _claim_two_step(self, worker_id, queues, limit, now) -> list:
-        from ..models import Job
-
-        with transaction.atomic(using=self.database):
-            ids = list(
-                self._ready(queues, now)
-                .select_for_update(skip_locked=True)
-                .values_list("pk", flat=True)[:limit]
-            )
-            if not ids:
-                return []
-            jobs = Job.objects.using(self.database).filter(pk__in=ids)
-            jobs.claim(worker_id, now, self.options.lease)
-        return list(jobs.held_by(worker_id))
-
-    def listen(self, wake: threading.Event) -> None:
+    def listen(self, wake: threading.Event, queues: Sequence[str] = ()) -> None:
         if connections[self.database].vendor != "postgresql" or self._listener:
             return
         self._listener = threading.Thread(
@@ -103,6 +76,51 @@ class DatabaseBroker:
 
     def close(self) -> None:
         self._closed.set()
+
+
+def claim_rows(
+    database: str, candidates, worker_id: str, now: datetime, options: JobsOptions, limit=None
+) -> list:
+    """Mark the READY rows of ``candidates`` (a ``values("pk")`` queryset) RUNNING for
+    ``worker_id`` and return them; rows another claimer holds or took are skipped.
+
+    Shared by both brokers: the Redis broker passes the ids Redis handed out, so an id
+    delivered twice is claimed once (the status guard) and a row that is no longer READY is
+    simply not returned.
+    """
+    if connections[database].vendor == "postgresql":
+        return _claim_returning(database, candidates, worker_id, now, options, limit)
+    return _claim_two_step(database, candidates, worker_id, now, options, limit)
+
+
+def _claim_returning(database, candidates, worker_id, now, options, limit) -> list:
+    from ..models import Job
+
+    # The inner SELECT walks the partial claim index in priority/age order and skips rows
+    # another worker has locked, so concurrent claimers never wait on or share a row.
+    inner = candidates if limit is None else candidates[:limit]
+    inner_sql, inner_params = inner.query.sql_with_params()
+    inner_sql += " FOR UPDATE SKIP LOCKED"  # the ORM refuses it outside atomic()
+    claim = Job.objects.using(database).filter(pk__in=[])  # compiled for its SET
+    set_sql, set_params = _update_set_sql(claim, worker_id, now, options)
+    table = Job._meta.db_table
+    # Every piece is ORM-compiled SQL with %s placeholders; no value is interpolated.
+    sql = f"UPDATE {table} SET {set_sql} WHERE id IN ({inner_sql}) RETURNING *"  # noqa: S608
+    return list(Job.objects.using(database).raw(sql, (*set_params, *inner_params)))
+
+
+def _claim_two_step(database, candidates, worker_id, now, options, limit) -> list:
+    from ..models import Job
+
+    with transaction.atomic(using=database):
+        locked = candidates.select_for_update(skip_locked=True).values_list("pk", flat=True)
+        ids = list(locked if limit is None else locked[:limit])
+        if not ids:
+            return []
+        jobs = Job.objects.using(database).filter(pk__in=ids)
+        jobs.claim(worker_id, now, options.lease)
+    # ``ids`` were READY under lock, so these are exactly the rows this call claimed.
+    return list(jobs.held_by(worker_id))
 
 
 def _update_set_sql(queryset, worker_id: str, now: datetime, options: JobsOptions):

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from django.db import DatabaseError, InterfaceError, connections
-from django.tasks import task_backends
+from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
 
 from .. import leases, registry, workers
-from ..exceptions import JobTimeout
+from ..exceptions import BrokerUnavailable, JobTimeout
 from ..execution import Attempt, Outcome
 from ..models import Job
 from .completer import Completer
@@ -79,7 +79,7 @@ class WorkerProcess:
             ",".join(self.queues) or "*",
             self.concurrency,
         )
-        self.broker.listen(self.wake)
+        self.broker.listen(self.wake, self.queues)
         self.completer.start()
         threading.Thread(target=self._heartbeat, name="django-jobs-heartbeat", daemon=True).start()
 
@@ -112,11 +112,12 @@ class WorkerProcess:
             return 0
         try:
             jobs = self.broker.claim(self.worker_id, self.queues, free, now)
-        except (DatabaseError, InterfaceError) as e:
+        except (DatabaseError, InterfaceError, BrokerUnavailable) as e:
             self._db_failures += 1
             delay = min(0.5 * 2**self._db_failures, 5.0)
             logger.warning("claim failed error=%r; retrying in %.1fs", e, delay)
-            connections[self.database].close()
+            if not isinstance(e, BrokerUnavailable):
+                connections[self.database].close()
             self.stopping.wait(delay)
             return 0
         self._db_failures = 0
@@ -126,6 +127,10 @@ class WorkerProcess:
 
     def _written(self, outcomes) -> None:
         self.pool.written(outcomes)
+        # Retries are READY again: tell the broker now rather than at its next sweep.
+        retried = [o.attempt.job for o in outcomes if o.attempt.outcome == TaskResultStatus.READY]
+        if retried:
+            self.broker.publish(retried)
 
     def stop(self, force: bool = False) -> None:
         self.force = self.force or force
@@ -173,7 +178,8 @@ class WorkerProcess:
                 leases.renew(
                     self.database, self.worker_id, now, self.options.lease, self.pool.running_ids()
                 )
-                leases.rescue_expired(self.database, now)
+                leases.rescue_expired(self.database, now, requeued=self.broker.publish)
+                self.broker.sweep(now, every=interval)
                 last_ok = time.monotonic()
             except (DatabaseError, InterfaceError) as e:
                 connections[self.database].close()
@@ -205,6 +211,8 @@ class WorkerProcess:
                 .requeue()
             )
             logger.warning("handed back %s unfinished job(s) worker=%s", handed, self.worker_id)
+            running = [self.pool.running.get(str(pk)) for pk in ids]
+            self.broker.publish([r.attempt.job for r in running if r is not None])
 
     def _executing(self, pk) -> bool:
         return str(pk) in self.pool.running
