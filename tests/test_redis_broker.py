@@ -5,7 +5,8 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+import redis
+from django.db import connection, transaction
 from django.utils import timezone
 
 from django_jobs import leases
@@ -63,14 +64,23 @@ def test_rolled_back_enqueue_publishes_nothing(redis_backend, redis_db):
     assert redis_db.keys("*") == []
 
 
-def test_enqueue_many_publishes_every_job(redis_backend, redis_db):
+def test_enqueue_many_publishes_every_job_in_one_pipeline(redis_backend, redis_db, monkeypatch):
     # Given many jobs over two queues, one delayed
     calls = [(on_redis(tasks.add), (i, i), {}) for i in range(20)]
     calls.append((on_redis(tasks.other_queue), ("x",), {}))
     calls.append((on_redis(tasks.add).using(run_after=timezone.now() + LATER), (0, 0), {}))
+    round_trips = []
+    execute = redis.client.Pipeline.execute
+    monkeypatch.setattr(
+        redis.client.Pipeline,
+        "execute",
+        lambda pipe, *a, **kw: round_trips.append(len(pipe)) or execute(pipe, *a, **kw),
+    )
     # When they are enqueued at once
     results = redis_backend.enqueue_many(calls)
-    # Then each is in its queue's ready set, or in the delayed set
+    # Then one pipeline carried them all
+    assert len(round_trips) == 1
+    # And each is in its queue's ready set, or in the delayed set
     assert sorted(ready_ids(redis_db)) == sorted(r.id for r in results[:20])
     assert ready_ids(redis_db, "other") == [results[20].id]
     assert delayed_ids(redis_db) == [results[21].id]
@@ -120,6 +130,21 @@ def test_claim_marks_rows_running_and_empties_in_flight(redis_backend, redis_db)
     assert sorted(str(j.pk) for j in jobs) == sorted(r.id for r in results)
     assert {(j.status, j.claimed_by, j.attempts) for j in jobs} == {(JobStatus.RUNNING, "w1", 1)}
     assert ready_ids(redis_db) == inflight_ids(redis_db) == []
+
+
+def test_claim_queries_the_database_only_when_redis_hands_out_ids(
+    redis_backend, django_assert_num_queries, django_assert_max_num_queries
+):
+    # Given an empty queue
+    # When an idle worker claims, then the database is not queried at all
+    with django_assert_num_queries(0):
+        assert claim(redis_backend) == []
+    # And claiming a batch is one statement on PostgreSQL (a few elsewhere), whatever its size
+    for i in range(5):
+        on_redis(tasks.add).enqueue(i, i)
+    expected = 1 if connection.vendor == "postgresql" else 5
+    with django_assert_max_num_queries(expected):
+        assert len(claim(redis_backend)) == 5
 
 
 def test_claim_serves_only_the_queues_asked_for(redis_backend):
