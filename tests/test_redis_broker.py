@@ -197,6 +197,18 @@ def test_ids_whose_rows_are_not_ready_are_dropped(redis_backend, redis_db):
     assert ready_ids(redis_db) == inflight_ids(redis_db) == []
 
 
+def test_stale_ids_ahead_of_a_live_job_do_not_hide_it(redis_backend, redis_db):
+    # Given a live job behind many ids whose rows were deleted (a purge, a truncated table)
+    stale = [on_redis(tasks.add).using(priority=5).enqueue(i, i) for i in range(12)]
+    Job.objects.filter(pk__in=[r.id for r in stale]).delete()
+    live = on_redis(tasks.add).enqueue(1, 1)
+    # When a worker claims a few at a time
+    jobs = claim(redis_backend, limit=3)
+    # Then it gets the live job in one call, and the stale ids are gone
+    assert [str(j.pk) for j in jobs] == [live.id]
+    assert ready_ids(redis_db) == inflight_ids(redis_db) == []
+
+
 def test_claim_raises_broker_unavailable_when_redis_is_down(settings, redis_backend):
     # Given the redis backend pointing at a port where nothing listens
     options = {**settings.TASKS["redis"]["OPTIONS"], "redis_url": "redis://127.0.0.1:1/0"}

@@ -62,6 +62,17 @@ def test_nothing_is_lost_when_redis_is_flushed_mid_run(
     assert "resynced" in worker.output()
 
 
+def test_burst_worker_runs_jobs_redis_lost_before_it_started(redis_backend, redis_db, spawn_worker):
+    # Given jobs enqueued, then Redis restarted empty
+    results = [on_redis(tasks.add).enqueue(i, i) for i in range(5)]
+    redis_db.flushdb()
+    # When a burst worker starts (it sweeps before its first claim)
+    worker = spawn_worker("--burst", "--backend", "redis")
+    # Then it runs them all, then exits
+    assert worker.wait(60) == 0, worker.output()
+    assert successful() == len(results)
+
+
 def test_job_of_a_sigkilled_worker_is_rescued_and_run_by_another(
     redis_backend, spawn_worker, tmp_path
 ):

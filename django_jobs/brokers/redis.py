@@ -25,6 +25,8 @@ from .redis_sweep import Sweeper
 
 logger = logging.getLogger(__name__)
 
+#: Pops of nothing but stale ids one claim goes through before it reports "nothing ready".
+MAX_STALE_ROUNDS = 100
 #: Seconds one blocking pop waits before the listener checks whether it should stop.
 BLOCK_SECONDS = 1.0
 
@@ -59,18 +61,31 @@ class RedisBroker:
             )
 
     def claim(self, worker_id: str, queues: Sequence[str], limit: int, now: datetime) -> list:
-        from ..models import Job
-
         try:
             queues = list(queues) or self.store.queues()
-            if not queues:
-                return []
-            lease_ms = int(self.options.lease_seconds * 1000)
-            ids = self.store.pop(queues, limit, epoch_ms(now), lease_ms)
         except redis.RedisError as e:
             raise BrokerUnavailable(f"redis: {e}") from e
-        if not ids:
-            return []
+        # Stale ids (rows cancelled, deleted or already running) are dropped as they come
+        # out; pop again rather than report "nothing ready" (a burst worker would stop).
+        for _ in range(MAX_STALE_ROUNDS):
+            ids = self._pop(queues, limit, now) if queues else []
+            if not ids:
+                return []
+            jobs = self._claim_rows(ids, worker_id, now)
+            if jobs:
+                return jobs
+        return []
+
+    def _pop(self, queues: list[str], limit: int, now: datetime) -> list[str]:
+        try:
+            lease_ms = int(self.options.lease_seconds * 1000)
+            return self.store.pop(queues, limit, epoch_ms(now), lease_ms)
+        except redis.RedisError as e:
+            raise BrokerUnavailable(f"redis: {e}") from e
+
+    def _claim_rows(self, ids: list[str], worker_id: str, now: datetime) -> list:
+        from ..models import Job
+
         # If this raises, the ids stay in flight and the sweeper reclaims them after the lease.
         candidates = (
             Job.objects.using(self.database)

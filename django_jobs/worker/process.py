@@ -80,6 +80,10 @@ class WorkerProcess:
             self.concurrency,
         )
         self.broker.listen(self.wake, self.queues)
+        try:  # repair the broker now (e.g. Redis restarted empty), not a heartbeat later
+            self.broker.sweep(timezone.now(), every=self.options.heartbeat_interval)
+        except (DatabaseError, InterfaceError) as e:
+            logger.warning("sweep at start failed worker=%s error=%r", self.worker_id, e)
         self.completer.start()
         threading.Thread(target=self._heartbeat, name="django-jobs-heartbeat", daemon=True).start()
 
