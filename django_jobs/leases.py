@@ -42,11 +42,11 @@ def rescue_expired(
     back in the queue, for the broker to publish.
     """
     jobs = Job.objects.using(database)
-    fields = ("pk", "attempts", "max_attempts", "claimed_by", "queue_name", "priority")
+    fields = ("pk", "attempts", "max_attempts", "claimed_by", "backend", "queue_name", "priority")
     expired = list(jobs.expired(now).values_list(*fields)[:limit])
     rescued = 0
     back = []
-    for pk, attempts, max_attempts, worker_id, queue_name, priority in expired:
+    for pk, attempts, max_attempts, worker_id, backend, queue_name, priority in expired:
         error = error_entry(
             LOST,
             f"{LOST}: worker {worker_id} stopped heartbeating; lease expired.\n",
@@ -61,7 +61,15 @@ def rescue_expired(
         if done:
             rescued += 1
             if attempts < max_attempts:
-                back.append(Job(pk=pk, queue_name=queue_name, priority=priority, run_after=now))
+                back.append(
+                    Job(
+                        pk=pk,
+                        backend=backend,
+                        queue_name=queue_name,
+                        priority=priority,
+                        run_after=now,
+                    )
+                )
             logger.warning(
                 "rescued job_id=%s attempt=%s worker=%s requeued=%s",
                 pk,

@@ -44,7 +44,8 @@ class RedisBroker:
         self._listener: threading.Thread | None = None
 
     def publish(self, jobs: Sequence) -> None:
-        entries = [Entry.of(job) for job in jobs]
+        # A worker may requeue (rescue) jobs of other backends sharing its database.
+        entries = [Entry.of(job) for job in jobs if job.backend == self.alias]
         if entries:
             transaction.on_commit(partial(self._push, entries), using=self.database)
 
