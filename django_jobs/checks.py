@@ -37,6 +37,8 @@ def check_backend(backend) -> list[checks.CheckMessage]:
                 id="django_jobs.E003",
             )
         )
+    if jobs_options.broker == "redis" and jobs_options.redis_url:
+        errors += check_redis(jobs_options.redis_url, where)
     if jobs_options.database not in settings.DATABASES:
         errors.append(
             checks.Error(
@@ -69,3 +71,33 @@ def check_backend(backend) -> list[checks.CheckMessage]:
                 )
             )
     return errors
+
+
+def check_redis(url: str, where: str) -> list[checks.CheckMessage]:
+    """Check that ``redis_url`` parses and that the server answers PING."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    except ValueError as e:
+        return [
+            checks.Error(
+                f"{where}['redis_url'] is not a Redis URL: {e}",
+                hint="Use redis://[[user]:password@]host[:port][/db], rediss://… for TLS, "
+                "or unix:///path/to/redis.sock.",
+                id="django_jobs.E006",
+            )
+        ]
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        return [
+            checks.Error(
+                f"{where}['redis_url']: Redis is unreachable ({e}).",
+                hint="Start Redis, or check the host, port, password and TLS of 'redis_url'.",
+                id="django_jobs.E007",
+            )
+        ]
+    finally:
+        client.close()
+    return []

@@ -11,6 +11,8 @@ class JobsOptions:
     broker: str = "database"
     database: str = "default"
     redis_url: str | None = None
+    #: Prefix of every Redis key (then the backend alias): several projects can share a DB.
+    redis_prefix: str = "django_jobs"
     #: How long a claimed job stays with its worker without a heartbeat.
     lease_seconds: float = 60.0
     #: How often a worker renews its leases and looks for expired ones.

@@ -33,3 +33,7 @@ class JobArgumentsError(JobsError):
 
 class InvalidSchedule(JobsError, ValueError):
     """A schedule's cron expression, interval, time zone or task is not usable."""
+
+
+class BrokerUnavailable(JobsError):
+    """The broker (Redis) cannot be reached; the worker backs off and retries."""

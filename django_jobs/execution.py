@@ -88,6 +88,7 @@ class Attempt:
             run_after = now + self.task.retry_delay(self.job.attempts)
             written = self._write(lambda held: held.retry_later(run_after, error))
             status = TaskResultStatus.READY
+            self.job.run_after = run_after
         else:
             written = self._write(lambda held: held.mark_failed(now, error))
             status = TaskResultStatus.FAILED

@@ -1,6 +1,7 @@
 """Leases: renew the ones a live worker holds, rescue the ones a dead worker left behind."""
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from .exceptions import WorkerLost
@@ -28,18 +29,24 @@ def renew(database: str, worker_id: str, now: datetime, lease: timedelta, job_id
     return bool(registered)
 
 
-def rescue_expired(database: str, now: datetime, limit: int = 100) -> int:
+def rescue_expired(
+    database: str,
+    now: datetime,
+    limit: int = 100,
+    requeued: Callable[[list[Job]], None] | None = None,
+) -> int:
     """Requeue (or fail, when out of attempts) running jobs whose lease ran out.
 
     Safe when many workers do it at once: each row's update is fenced by its attempt and
-    expired lease, so exactly one rescuer wins.
+    expired lease, so exactly one rescuer wins. ``requeued`` is handed the (unsaved) jobs put
+    back in the queue, for the broker to publish.
     """
     jobs = Job.objects.using(database)
-    expired = list(
-        jobs.expired(now).values_list("pk", "attempts", "max_attempts", "claimed_by")[:limit]
-    )
+    fields = ("pk", "attempts", "max_attempts", "claimed_by", "backend", "queue_name", "priority")
+    expired = list(jobs.expired(now).values_list(*fields)[:limit])
     rescued = 0
-    for pk, attempts, max_attempts, worker_id in expired:
+    back = []
+    for pk, attempts, max_attempts, worker_id, backend, queue_name, priority in expired:
         error = error_entry(
             LOST,
             f"{LOST}: worker {worker_id} stopped heartbeating; lease expired.\n",
@@ -53,6 +60,16 @@ def rescue_expired(database: str, now: datetime, limit: int = 100) -> int:
             done = fenced.retry_later(now, error)
         if done:
             rescued += 1
+            if attempts < max_attempts:
+                back.append(
+                    Job(
+                        pk=pk,
+                        backend=backend,
+                        queue_name=queue_name,
+                        priority=priority,
+                        run_after=now,
+                    )
+                )
             logger.warning(
                 "rescued job_id=%s attempt=%s worker=%s requeued=%s",
                 pk,
@@ -60,4 +77,6 @@ def rescue_expired(database: str, now: datetime, limit: int = 100) -> int:
                 worker_id,
                 attempts < max_attempts,
             )
+    if back and requeued is not None:
+        requeued(back)
     return rescued

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import redis
 from django.db import connection
 
 import tests.tasks  # noqa: F401  (declares the test tasks in this process too)
@@ -140,3 +141,69 @@ def fast_backend(settings):
     from django.tasks import task_backends
 
     return task_backends["default"]
+
+
+def redis_url() -> str:
+    """REDIS_URL, or skip (fail in CI: the postgresql+redis run must really test Redis)."""
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("REDIS_URL is not set, and CI must run the Redis tests")
+        pytest.skip("REDIS_URL is not set (e.g. REDIS_URL=redis://127.0.0.1:6379/7)")
+    return url
+
+
+@pytest.fixture(autouse=True)
+def _needs_redis(request):
+    """Tests marked ``redis`` skip without REDIS_URL (outside CI) and fail if it is down."""
+    if request.node.get_closest_marker("redis") is None:
+        return
+    url = redis_url()
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        pytest.fail(f"Redis at {url} is unreachable: {e!r}")
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_db():
+    """A client on REDIS_URL's database, emptied (FLUSHDB: that database only) before use."""
+    client = redis.Redis.from_url(redis_url())
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def redis_backend(settings, redis_db):
+    """The "redis" backend on an empty Redis database, with the process tests' short leases."""
+    settings.TASKS = {
+        "default": {
+            "BACKEND": "django_jobs.backend.JobsBackend",
+            "QUEUES": [],
+            "OPTIONS": {"broker": "database", **FAST_OPTIONS},
+        },
+        "redis": {
+            "BACKEND": "django_jobs.backend.JobsBackend",
+            "QUEUES": [],
+            "OPTIONS": {"broker": "redis", "redis_url": redis_url(), **FAST_OPTIONS},
+        },
+    }
+    from django.tasks import task_backends
+
+    return task_backends["redis"]
+
+
+#: Backend aliases that behaviour tests run on; "redis" needs REDIS_URL (see ``_needs_redis``).
+BACKENDS = ["default", pytest.param("redis", marks=pytest.mark.redis)]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_alias(request) -> str:
+    """Run a behaviour test on the database broker and on the Redis broker (emptied first)."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_db")
+    return request.param

@@ -1,5 +1,7 @@
 """System checks: a misconfigured backend shows up in ``manage.py check`` with a hint."""
 
+import os
+
 import pytest
 from django.core import checks
 from django.core.management import call_command
@@ -88,12 +90,37 @@ def test_redis_broker_without_url_is_an_error(settings):
     assert "redis_url" in messages[0].hint
 
 
-def test_redis_broker_with_url_passes(settings):
-    # Given the redis broker with a URL (checks do not connect)
-    backend = configure(settings, broker="redis", redis_url="redis://127.0.0.1:6379/0")
+@pytest.mark.redis
+def test_redis_broker_with_a_reachable_url_passes(settings):
+    # Given the redis broker with the URL of a running Redis
+    backend = configure(settings, broker="redis", redis_url=os.environ["REDIS_URL"])
+    # When the backend is checked (it pings Redis)
+    # Then there is nothing to report
+    assert [m for m in backend.check() if m.id != "django_jobs.W001"] == []
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:6379/0", "127.0.0.1:6379", "redis://h:port/0"])
+def test_malformed_redis_url_is_an_error(settings, url):
+    # Given a redis_url that redis-py cannot parse
+    backend = configure(settings, broker="redis", redis_url=url)
     # When the backend is checked
-    # Then there is no broker error
-    assert not {"django_jobs.E002", "django_jobs.E003"} & set(ids(backend.check()))
+    messages = [m for m in backend.check() if m.id != "django_jobs.W001"]
+    # Then E006 shows the URL forms that work
+    assert ids(messages) == ["django_jobs.E006"]
+    assert "rediss://" in messages[0].hint
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:1/0", "rediss://:secret@127.0.0.1:1/0", "unix:///nonexistent.sock"]
+)
+def test_unreachable_redis_is_an_error(settings, url):
+    # Given a well-formed redis_url (TLS and password forms too) where no Redis answers
+    backend = configure(settings, broker="redis", redis_url=url)
+    # When the backend is checked
+    messages = [m for m in backend.check() if m.id != "django_jobs.W001"]
+    # Then E007 says Redis is unreachable
+    assert ids(messages) == ["django_jobs.E007"]
+    assert "unreachable" in messages[0].msg
 
 
 def test_unknown_database_alias_is_an_error(settings):

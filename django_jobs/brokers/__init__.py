@@ -7,6 +7,10 @@ def get_broker(backend):
         from .database import DatabaseBroker
 
         return DatabaseBroker(backend.jobs_options, backend.alias)
+    if backend.jobs_options.broker == "redis":
+        from .redis import RedisBroker
+
+        return RedisBroker(backend.jobs_options, backend.alias)
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured(f"Unknown broker {backend.jobs_options.broker!r}.")

@@ -10,7 +10,11 @@ class Broker(Protocol):
     """Publish enqueued jobs, claim them for a worker, wake sleeping workers."""
 
     def publish(self, jobs: Sequence) -> None:
-        """Make freshly written job rows known to workers (after commit, where it matters)."""
+        """Make READY job rows known to workers, once the current transaction commits.
+
+        Called by enqueue, and by the worker for jobs it puts back in the queue (retries,
+        rescued and handed-back jobs). Never raises for an unavailable broker.
+        """
 
     def claim(self, worker_id: str, queues: Sequence[str], limit: int, now: datetime) -> list:
         """Mark up to ``limit`` ready jobs RUNNING for ``worker_id`` and return them."""
@@ -18,8 +22,14 @@ class Broker(Protocol):
     def set_paused(self, queues: frozenset[str]) -> None:
         """Claim nothing from ``queues`` until the next call (the worker refreshes it)."""
 
-    def listen(self, wake: threading.Event) -> None:
-        """Set ``wake`` whenever new work may be ready, until ``close()``."""
+    def sweep(self, now: datetime, every: float | None = None) -> int:
+        """Reconcile dispatch state with the database (workers call it from their heartbeat);
+        with ``every``, at most once per ``every`` seconds across all workers. Return how many
+        jobs were re-published."""
+
+    def listen(self, wake: threading.Event, queues: Sequence[str] = ()) -> None:
+        """Set ``wake`` whenever new work may be ready in ``queues`` (empty: any), until
+        ``close()``."""
 
     def close(self) -> None:
         """Release connections and stop listening."""

@@ -68,12 +68,20 @@ ORDER BY head.priority DESC, head.run_after
 LIMIT %(limit)s""".format(  # noqa: S608 (constant SQL, values are parameters)
     per_queue=_READY.format(extra=", priority, run_after", queue=" AND queue_name = queue.name")
 )
+#: Given ids, still READY.
+_READY_IDS = """\
+SELECT id FROM django_jobs_job
+WHERE id = ANY(%(ids)s::uuid[]) AND status = 'READY' AND backend = %(backend)s
+    AND run_after <= %(now)s
+FOR UPDATE SKIP LOCKED"""
 _COLUMNS = ", ".join(CLAIM_COLUMNS)
 CLAIM_SQL = {
     "any": _CLAIM.format(select=_READY_ANY, columns=_COLUMNS),
     "any_unpaused": _CLAIM.format(select=_READY_ANY_UNPAUSED, columns=_COLUMNS),
     "one": _CLAIM.format(select=_READY_ONE, columns=_COLUMNS),
     "many": _CLAIM.format(select=_READY_MANY, columns=_COLUMNS),
+    #: Ids handed out by the Redis broker.
+    "ids": _CLAIM.format(select=_READY_IDS, columns=_COLUMNS),
 }
 
 
@@ -114,6 +122,10 @@ class DatabaseBroker:
             jobs = jobs.exclude(queue_name__in=self.paused)
         return jobs.order_by("-priority", "run_after")
 
+    def sweep(self, now: datetime, every: float | None = None) -> int:
+        """Nothing to reconcile: the table is the queue."""
+        return 0
+
     def _claim_returning(self, worker_id, queues, limit, now) -> list:
         from ..models import Job
 
@@ -140,21 +152,10 @@ class DatabaseBroker:
         return [_job_from_row(Job, self.database, row) for row in rows]
 
     def _claim_two_step(self, worker_id, queues, limit, now) -> list:
-        from ..models import Job
+        candidates = self._ready(queues, now).values("pk")
+        return _claim_two_step(self.database, candidates, worker_id, now, self.options, limit)
 
-        with transaction.atomic(using=self.database):
-            ids = list(
-                self._ready(queues, now)
-                .select_for_update(skip_locked=True)
-                .values_list("pk", flat=True)[:limit]
-            )
-            if not ids:
-                return []
-            jobs = Job.objects.using(self.database).filter(pk__in=ids)
-            jobs.claim(worker_id, now, self.options.lease)
-        return list(jobs.held_by(worker_id))
-
-    def listen(self, wake: threading.Event) -> None:
+    def listen(self, wake: threading.Event, queues: Sequence[str] = ()) -> None:
         if connections[self.database].vendor != "postgresql" or self._listener:
             return
         self._listener = threading.Thread(
@@ -188,6 +189,50 @@ def _job_from_row(model, database: str, row):
         if isinstance(values[index], str):
             values[index] = json.loads(values[index])
     return model.from_db(database, CLAIM_COLUMNS, values)
+
+
+def claim_ids(database: str, alias: str, ids: Sequence[str], worker_id: str, now, options) -> list:
+    """Claim the given job ids (handed out by Redis) that are still READY; skip the rest.
+
+    An id delivered twice is claimed once (the status guard), and a row that is no longer
+    READY is simply not returned.
+    """
+    from ..models import Job
+
+    connection = connections[database]
+    if connection.vendor == "postgresql":
+        if options.relaxed_commits:
+            relax_commits(database)
+        params = {
+            "worker": worker_id,
+            "worker_json": json.dumps(worker_id),
+            "now": now,
+            "lease": now + options.lease,
+            "backend": alias,
+            "ids": list(ids),
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(CLAIM_SQL["ids"], params)
+            rows = cursor.fetchall()
+        return [_job_from_row(Job, database, row) for row in rows]
+    candidates = (
+        Job.objects.using(database).ready(now).filter(backend=alias, pk__in=ids).values("pk")
+    )
+    return _claim_two_step(database, candidates, worker_id, now, options, None)
+
+
+def _claim_two_step(database, candidates, worker_id, now, options, limit) -> list:
+    from ..models import Job
+
+    with transaction.atomic(using=database):
+        locked = candidates.select_for_update(skip_locked=True).values_list("pk", flat=True)
+        ids = list(locked if limit is None else locked[:limit])
+        if not ids:
+            return []
+        jobs = Job.objects.using(database).filter(pk__in=ids)
+        jobs.claim(worker_id, now, options.lease)
+    # ``ids`` were READY under lock, so these are exactly the rows this call claimed.
+    return list(jobs.held_by(worker_id))
 
 
 def _psycopg_params(alias: str) -> dict:

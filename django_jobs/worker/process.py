@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, InterfaceError, connections
-from django.tasks import task_backends
+from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
 
 from .. import leases, registry, rollup, services, workers
-from ..exceptions import JobTimeout
+from ..exceptions import BrokerUnavailable, JobTimeout
 from ..execution import Attempt, Outcome
 from ..models import Job
 from .completer import Completer
@@ -83,7 +83,11 @@ class WorkerProcess:
             self.concurrency,
         )
         self.broker.set_paused(services.paused_queues(self.database))
-        self.broker.listen(self.wake)
+        self.broker.listen(self.wake, self.queues)
+        try:  # repair the broker now (e.g. Redis restarted empty), not a heartbeat later
+            self.broker.sweep(timezone.now(), every=self.options.heartbeat_interval)
+        except (DatabaseError, InterfaceError, BrokerUnavailable) as e:
+            logger.warning("sweep at start failed worker=%s error=%r", self.worker_id, e)
         self.completer.start()
         threading.Thread(target=self._heartbeat, name="django-jobs-heartbeat", daemon=True).start()
 
@@ -116,11 +120,12 @@ class WorkerProcess:
             return 0
         try:
             jobs = self.broker.claim(self.worker_id, self.queues, free, now)
-        except (DatabaseError, InterfaceError) as e:
+        except (DatabaseError, InterfaceError, BrokerUnavailable) as e:
             self._db_failures += 1
             delay = min(0.5 * 2**self._db_failures, 5.0)
             logger.warning("claim failed error=%r; retrying in %.1fs", e, delay)
-            connections[self.database].close()
+            if not isinstance(e, BrokerUnavailable):
+                connections[self.database].close()
             self.stopping.wait(delay)
             self.wake.set()  # retry now: the wake-up that led here may be the only one
             return 0
@@ -131,6 +136,10 @@ class WorkerProcess:
 
     def _written(self, outcomes) -> None:
         self.pool.written(outcomes)
+        # Retries are READY again: tell the broker now rather than at its next sweep.
+        retried = [o.attempt.job for o in outcomes if o.attempt.outcome == TaskResultStatus.READY]
+        if retried:
+            self.broker.publish(retried)
 
     def stop(self, force: bool = False) -> None:
         self.force = self.force or force
@@ -185,7 +194,8 @@ class WorkerProcess:
             )
             if renewed:
                 last_ok = time.monotonic()
-            self._safely("rescue", leases.rescue_expired, self.database, now)
+            self._safely("rescue", self._rescue, now)
+            self._safely("sweep", self.broker.sweep, now, interval)
             paused = self._safely("paused queues", services.paused_queues, self.database)
             if paused is not None:
                 self.broker.set_paused(paused)
@@ -201,11 +211,14 @@ class WorkerProcess:
                 self.stop(force=True)
         connections[self.database].close()
 
+    def _rescue(self, now: datetime) -> int:
+        return leases.rescue_expired(self.database, now, requeued=self.broker.publish)
+
     def _safely(self, what: str, func, *args):
-        """Call a housekeeping query; on a database error log it and return None."""
+        """Call a housekeeping query; on a database or broker error log it, return None."""
         try:
             return func(*args)
-        except (DatabaseError, InterfaceError) as e:
+        except (DatabaseError, InterfaceError, BrokerUnavailable) as e:
             connections[self.database].close()
             logger.warning("%s failed worker=%s error=%r", what, self.worker_id, e)
             return None
@@ -239,6 +252,8 @@ class WorkerProcess:
                 .requeue()
             )
             logger.warning("handed back %s unfinished job(s) worker=%s", handed, self.worker_id)
+            running = [self.pool.running.get(str(pk)) for pk in ids]
+            self.broker.publish([r.attempt.job for r in running if r is not None])
 
     def _executing(self, pk) -> bool:
         return str(pk) in self.pool.running

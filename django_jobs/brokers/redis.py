@@ -1,0 +1,155 @@
+"""Redis dispatch, with the database as the source of truth.
+
+Enqueue writes the row as with the database broker, then, once the transaction commits, adds
+the id to its queue's ready set (or the delayed set) and pushes wake-up tokens. A worker's
+listener thread waits on the tokens with a blocking pop and wakes the claim loop; the claim
+moves the best ids to in-flight in one Lua script, then claims their rows with a guarded
+UPDATE (status READY), so an id delivered twice runs once. The sweeper (``redis_sweep``)
+repairs whatever Redis lost. Layout of the keys: ``redis_store``.
+"""
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from functools import partial
+
+import redis
+from django.db import transaction
+
+from ..conf import JobsOptions
+from ..exceptions import BrokerUnavailable
+from .database import claim_ids
+from .redis_store import Entry, Store, epoch_ms
+from .redis_sweep import Sweeper
+
+logger = logging.getLogger(__name__)
+
+#: Pops of nothing but stale ids one claim goes through before it reports "nothing ready".
+MAX_STALE_ROUNDS = 100
+#: Seconds one blocking pop waits before the listener checks whether it should stop.
+BLOCK_SECONDS = 1.0
+
+
+class RedisBroker:
+    """Publish ids to Redis on commit; claim them back through a reliable pop."""
+
+    def __init__(self, options: JobsOptions, alias: str = "default"):
+        self.options = options
+        self.alias = alias
+        self.database = options.database
+        self.store = Store(options.redis_url, options.redis_prefix, alias)
+        self.sweeper = Sweeper(self.store, self.database, alias)
+        self._closed = threading.Event()
+        self._listener: threading.Thread | None = None
+        #: Paused queue names, refreshed by the worker's heartbeat.
+        self.paused: frozenset[str] = frozenset()
+
+    def publish(self, jobs: Sequence) -> None:
+        # A worker may requeue (rescue) jobs of other backends sharing its database.
+        entries = [Entry.of(job) for job in jobs if job.backend == self.alias]
+        if entries:
+            transaction.on_commit(partial(self._push, entries), using=self.database)
+
+    def _push(self, entries: list[Entry]) -> None:
+        try:
+            self.store.push(entries)
+        except redis.RedisError as e:
+            # The row is written: the sweeper publishes it once Redis answers again.
+            logger.warning(
+                "redis unavailable, the sweeper will publish jobs=%s first_job_id=%s error=%r",
+                len(entries),
+                entries[0].id,
+                e,
+            )
+
+    def set_paused(self, queues: frozenset[str]) -> None:
+        self.paused = frozenset(queues)
+
+    def claim(self, worker_id: str, queues: Sequence[str], limit: int, now: datetime) -> list:
+        try:
+            queues = list(queues) or self.store.queues()
+        except redis.RedisError as e:
+            raise BrokerUnavailable(f"redis: {e}") from e
+        queues = [queue for queue in queues if queue not in self.paused]
+        # Stale ids (rows cancelled, deleted or already running) are dropped as they come
+        # out; pop again rather than report "nothing ready" (a burst worker would stop).
+        for _ in range(MAX_STALE_ROUNDS):
+            ids = self._pop(queues, limit, now) if queues else []
+            if not ids:
+                return []
+            jobs = self._claim_rows(ids, worker_id, now)
+            if jobs:
+                return jobs
+        return []
+
+    def _pop(self, queues: list[str], limit: int, now: datetime) -> list[str]:
+        try:
+            lease_ms = int(self.options.lease_seconds * 1000)
+            return self.store.pop(queues, limit, epoch_ms(now), lease_ms)
+        except redis.RedisError as e:
+            raise BrokerUnavailable(f"redis: {e}") from e
+
+    def _claim_rows(self, ids: list[str], worker_id: str, now: datetime) -> list:
+
+        # If this raises, the ids stay in flight and the sweeper reclaims them after the lease.
+        jobs = claim_ids(self.database, self.alias, ids, worker_id, now, self.options)
+        self._settle(ids, len(jobs))
+        order = {job_id: n for n, job_id in enumerate(ids)}
+        return sorted(jobs, key=lambda job: order[str(job.pk)])
+
+    def _settle(self, ids: list[str], claimed: int) -> None:
+        if claimed < len(ids):
+            logger.debug("dropped ids whose rows are not ready dropped=%s", len(ids) - claimed)
+        try:
+            self.store.settle(ids)
+        except redis.RedisError as e:
+            logger.warning("could not settle in-flight ids=%s error=%r", len(ids), e)
+
+    def sweep(self, now: datetime, every: float | None = None) -> int:
+        try:
+            if every and not self.store.take_lock(self.store.keys.sweep_lock, every):
+                return 0
+            return self.sweeper.sweep(now)
+        except redis.RedisError as e:
+            logger.warning("sweep skipped, redis unavailable error=%r", e)
+            return 0
+
+    # --- waiting --------------------------------------------------------------------------
+    def listen(self, wake: threading.Event, queues: Sequence[str] = ()) -> None:
+        if self._listener:
+            return
+        keys = [self.store.keys.wakeup(q) for q in queues] or [self.store.keys.wakeup_all]
+        self._listener = threading.Thread(
+            target=self._listen, args=(wake, keys), name="django-jobs-redis", daemon=True
+        )
+        self._listener.start()
+
+    def _listen(self, wake: threading.Event, keys: list[str]) -> None:
+        # A connection of its own: the blocking pop must not hold a pooled one.
+        conn = redis.Redis.from_url(
+            self.options.redis_url,
+            socket_connect_timeout=2,
+            socket_timeout=BLOCK_SECONDS + 5,
+            client_name=f"{self.store.keys.base}:listen",
+        )
+        failures = 0
+        while not self._closed.is_set():
+            try:
+                token = conn.blpop(keys, timeout=BLOCK_SECONDS)
+            except redis.RedisError as e:
+                failures += 1
+                delay = min(0.5 * 2 ** (failures - 1), 5.0)
+                logger.warning("redis listener lost error=%r; reconnecting in %.1fs", e, delay)
+                self._closed.wait(delay)
+                continue
+            if failures:
+                logger.info("redis listener reconnected after failures=%s", failures)
+                failures = 0
+                wake.set()  # anything published while we were away
+            if token:
+                wake.set()
+        conn.close()
+
+    def close(self) -> None:
+        self._closed.set()
