@@ -11,6 +11,7 @@ from django.tasks import task_backends
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from django_jobs.dbsession import relax_commits
 from django_jobs.models import Job, JobStatus
 from tests import tasks
 
@@ -191,6 +192,7 @@ def test_claim_query_count_is_pinned(db, django_assert_num_queries):
     # Given ready jobs
     for i in range(3):
         enqueue(tasks.add, i, i)
+    relax_commits("default")  # a session setting, made once per connection
     # When a worker claims them, then it takes a fixed number of queries
     with django_assert_num_queries(CLAIM_QUERIES[connection.vendor]):
         jobs = claim(limit=3)
@@ -202,6 +204,7 @@ def test_postgresql_claim_is_one_statement(db, django_assert_num_queries):
     # Given ready jobs
     for i in range(3):
         enqueue(tasks.add, i, i)
+    relax_commits("default")  # a session setting, made once per connection
     # When a worker claims them, then a single UPDATE … RETURNING does it
     with django_assert_num_queries(1) as captured:
         assert len(claim(limit=3)) == 3
