@@ -28,18 +28,29 @@ def renew(database: str, worker_id: str, now: datetime, lease: timedelta, job_id
     return bool(registered)
 
 
+def cancel_requested(database: str, worker_id: str, job_ids) -> list:
+    """Which of ``job_ids`` (held by ``worker_id``) were asked to cancel: one query."""
+    if not job_ids:
+        return []
+    held = Job.objects.using(database).held_by(worker_id).filter(pk__in=job_ids)
+    return list(held.cancel_requested().values_list("pk", flat=True))
+
+
 def rescue_expired(database: str, now: datetime, limit: int = 100) -> int:
-    """Requeue (or fail, when out of attempts) running jobs whose lease ran out.
+    """Requeue (or fail, when out of attempts; or cancel, when asked) running jobs whose lease
+    ran out.
 
     Safe when many workers do it at once: each row's update is fenced by its attempt and
     expired lease, so exactly one rescuer wins.
     """
     jobs = Job.objects.using(database)
     expired = list(
-        jobs.expired(now).values_list("pk", "attempts", "max_attempts", "claimed_by")[:limit]
+        jobs.expired(now).values_list(
+            "pk", "attempts", "max_attempts", "claimed_by", "cancel_requested_at"
+        )[:limit]
     )
     rescued = 0
-    for pk, attempts, max_attempts, worker_id in expired:
+    for pk, attempts, max_attempts, worker_id, cancel_requested_at in expired:
         error = error_entry(
             LOST,
             f"{LOST}: worker {worker_id} stopped heartbeating; lease expired.\n",
@@ -47,7 +58,9 @@ def rescue_expired(database: str, now: datetime, limit: int = 100) -> int:
             worker_id or "",
         )
         fenced = jobs.expired(now).filter(pk=pk, attempts=attempts)
-        if attempts >= max_attempts:
+        if cancel_requested_at is not None:
+            done = fenced.mark_cancelled(now, error)
+        elif attempts >= max_attempts:
             done = fenced.mark_failed(now, error)
         else:
             done = fenced.retry_later(now, error)

@@ -20,8 +20,9 @@ def retry(database: str, ids: Iterable[str]) -> int:
 
 
 def cancel(database: str, ids: Iterable[str]) -> int:
-    """Cancel jobs that have not started yet."""
-    return jobs_for(database, ids).cancel(timezone.now())
+    """Cancel READY jobs; ask RUNNING ones to stop (their worker notices at its heartbeat)."""
+    jobs, now = jobs_for(database, ids), timezone.now()
+    return jobs.cancel(now) + jobs.request_cancel(now)
 
 
 def purge(database: str, older_than: timedelta, statuses=FINISHED) -> int:
