@@ -6,7 +6,9 @@ from django.tasks.base import (
     DEFAULT_TASK_QUEUE_NAME,
 )
 
-__all__ = ["task"]
+from .exceptions import Discard, DuplicateJob, JobCancelled, Snooze
+
+__all__ = ["Discard", "DuplicateJob", "JobCancelled", "Snooze", "cancel", "task"]
 
 
 def task(
@@ -40,3 +42,20 @@ def task(
         )
 
     return wrapper(function) if function else wrapper
+
+
+def cancel(result, backend: str | None = None) -> bool:
+    """Cancel a job, given its ``TaskResult`` or id: at once if it has not started, else by
+    asking its worker to stop it. Returns False if the job had already finished (or was
+    already being cancelled).
+    """
+    from django.tasks import task_backends
+
+    from . import services
+
+    if hasattr(result, "id") and hasattr(result, "backend"):
+        job_id, backend = result.id, backend or result.backend
+    else:
+        job_id = str(result)
+    database = task_backends[backend or DEFAULT_TASK_BACKEND_ALIAS].jobs_options.database
+    return services.cancel(database, [job_id]) > 0

@@ -4,6 +4,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from asgiref.sync import sync_to_async
+from django.db import transaction
 from django.tasks import TaskResult
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.base import TaskError
@@ -12,7 +13,9 @@ from django.tasks.signals import task_enqueued
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+from . import unique
 from .conf import JobsOptions
+from .exceptions import DuplicateJob
 from .jsonargs import check_json
 from .tasks import JobTask
 
@@ -42,9 +45,17 @@ class JobsBackend(BaseTaskBackend):
 
     # --- enqueue --------------------------------------------------------------------------
     def enqueue(self, task: JobTask, args, kwargs) -> TaskResult:
-        """Write the job row in the caller's transaction and hand it to the broker."""
+        """Write the job row in the caller's transaction and hand it to the broker.
+
+        A unique task whose key is held returns the holder's result (or raises DuplicateJob).
+        """
         job = self.build_job(task, args, kwargs)
-        job.save(using=self.database, force_insert=True)
+        if job.unique_key:
+            duplicate = unique.insert(job, self.database, task.unique_states, job.enqueued_at)
+            if duplicate is not None:
+                return self._duplicate(duplicate, task)
+        else:
+            job.save(using=self.database, force_insert=True)
         self.broker.publish([job])
         result = self.to_result(job, task)
         task_enqueued.send(type(self), task_result=result)
@@ -52,18 +63,39 @@ class JobsBackend(BaseTaskBackend):
 
     def enqueue_many(self, calls, batch_size: int = 1000) -> list[TaskResult]:
         """Enqueue many ``(task, args, kwargs)`` calls with bulk INSERTs, in the caller's
-        transaction; every call is validated before anything is written."""
+        transaction; every call is validated before anything is written.
+
+        Unique calls are inserted one by one; a duplicate's place in the returned list holds
+        the existing job's result (or, with ``on_duplicate="raise"``, nothing is enqueued).
+        """
         from .models import Job
 
         now = timezone.now()
         calls = [(task, tuple(args), dict(kwargs)) for task, args, kwargs in calls]
         jobs = [self.build_job(task, args, kwargs, now) for task, args, kwargs in calls]
-        Job.objects.using(self.database).bulk_create(jobs, batch_size=batch_size)
-        self.broker.publish(jobs)
-        results = [self.to_result(job, task) for job, (task, _, _) in zip(jobs, calls, strict=True)]
-        for result in results:
-            task_enqueued.send(type(self), task_result=result)
+        plain = [job for job in jobs if not job.unique_key]
+        results: list[TaskResult | None] = [None] * len(jobs)
+        with transaction.atomic(using=self.database):
+            Job.objects.using(self.database).bulk_create(plain, batch_size=batch_size)
+            for index, (job, (task, _, _)) in enumerate(zip(jobs, calls, strict=True)):
+                if job.unique_key:
+                    held = unique.insert(job, self.database, task.unique_states, now)
+                    if held is not None:
+                        results[index] = self._duplicate(held, task)
+        new = [job for job, result in zip(jobs, results, strict=True) if result is None]
+        self.broker.publish(new)
+        for index, (job, (task, _, _)) in enumerate(zip(jobs, calls, strict=True)):
+            if results[index] is None:
+                results[index] = self.to_result(job, task)
+                task_enqueued.send(type(self), task_result=results[index])
         return results
+
+    def _duplicate(self, job, task: JobTask) -> TaskResult:
+        """The result of the job holding a unique key, or DuplicateJob as the task asks."""
+        result = self.to_result(job)
+        if task.on_duplicate == "raise":
+            raise DuplicateJob(result)
+        return result
 
     async def aenqueue(self, task: JobTask, args, kwargs) -> TaskResult:
         return await sync_to_async(self.enqueue, thread_sensitive=True)(task, args, kwargs)
@@ -89,6 +121,8 @@ class JobsBackend(BaseTaskBackend):
             enqueued_at=now,
             max_attempts=max_attempts,
             timeout=task.timeout,
+            unique_key=unique.job_key(task, args, kwargs, self.alias),
+            unique_until=unique.key_until(task, now),
         )
 
     def validate_task(self, task) -> None:

@@ -13,7 +13,7 @@ from .models import Job
 
 def record_many(outcomes: Sequence[Outcome], database: str, now: datetime) -> None:
     """Record a batch of outcomes, each fenced by its worker and attempt."""
-    successes = [o for o in outcomes if o.error is None]
+    successes = [o for o in outcomes if o.error is None and not o.written]
     if successes:
         written = mark_succeeded_many(database, successes, now)
         for outcome in successes:
@@ -22,7 +22,7 @@ def record_many(outcomes: Sequence[Outcome], database: str, now: datetime) -> No
             else:
                 outcome.attempt.lost()
     for outcome in outcomes:
-        if outcome.error is not None:
+        if outcome.error is not None or outcome.written:
             record(outcome, now)
 
 

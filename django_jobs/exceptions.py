@@ -1,5 +1,7 @@
 """The django-jobs exception tree."""
 
+from datetime import timedelta
+
 from django.tasks.exceptions import InvalidTask
 
 
@@ -37,3 +39,40 @@ class InvalidSchedule(JobsError, ValueError):
 
 class BrokerUnavailable(JobsError):
     """The broker (Redis) cannot be reached; the worker backs off and retries."""
+
+
+class JobCancelled(JobsError):
+    """The job was cancelled (raised inside a running task to stop it)."""
+
+
+class DuplicateJob(JobsError):
+    """A unique task was enqueued while a job with the same key holds it.
+
+    ``result`` is the existing job's ``TaskResult``.
+    """
+
+    def __init__(self, result):
+        super().__init__(f"a job with the same unique key exists: {result.id}")
+        self.result = result
+
+
+class Snooze(JobsError):
+    """Raise in a task to run it again ``seconds`` from now without spending an attempt."""
+
+    def __init__(self, seconds: "float | timedelta"):
+        if isinstance(seconds, timedelta):
+            seconds = seconds.total_seconds()
+        super().__init__(f"snoozed for {seconds}s")
+        self.seconds = max(float(seconds), 0.0)
+
+
+class Discard(JobsError):
+    """Raise in a task to give the job up for good: it ends CANCELLED, never retried."""
+
+    def __init__(self, reason: str = ""):
+        super().__init__(reason or "discarded")
+        self.reason = reason
+
+
+class LeaseLost(JobsError):
+    """An atomic job could not write its success: its lease went to another attempt."""

@@ -2,22 +2,27 @@
 
 Every write is fenced by (worker, attempt): if the job's lease was lost and the job handed to
 another worker, this attempt's outcome is dropped instead of overwriting the newer one.
+
+Outcomes besides success and failure: ``Snooze`` (back to READY, attempt given back),
+``Discard`` and cancellation (CANCELLED, never retried). An ``atomic`` task's success is
+written inside the task's own transaction.
 """
 
 import logging
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db import DatabaseError, InterfaceError, close_old_connections, connections
+from django.db import DatabaseError, InterfaceError, close_old_connections, connections, transaction
 from django.tasks import TaskResultStatus
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
 from . import registry
 from .context import JobContext
-from .exceptions import JobArgumentsError
+from .exceptions import Discard, JobArgumentsError, JobCancelled, LeaseLost, Snooze
 from .jsonargs import check_json
 from .models import Job, error_entry
 
@@ -34,6 +39,8 @@ class Attempt:
     task: object = None
     result: object = None
     outcome: str = field(default="", init=False)
+    #: Set (by the worker's heartbeat) once the job's cancellation is requested.
+    cancelled: threading.Event = field(default_factory=threading.Event, init=False)
 
     @property
     def held(self):
@@ -59,7 +66,11 @@ class Attempt:
     def call_args(self) -> tuple[list, dict]:
         args = list(self.job.args)
         if self.task.takes_context:
-            context = JobContext(task_result=self.result, database=self.backend.database)
+            context = JobContext(
+                task_result=self.result,
+                database=self.backend.database,
+                cancel_event=self.cancelled,
+            )
             args.insert(0, context)
         return args, self.job.kwargs
 
@@ -70,8 +81,11 @@ class Attempt:
             self.lost()
 
     def fail(self, exc: BaseException, now: datetime | None = None, retry: bool = True) -> None:
-        """Record a failed attempt: back in the queue after a backoff, or FAILED for good."""
+        """Record a failed attempt: back in the queue after a backoff, FAILED or CANCELLED."""
         now = now or timezone.now()
+        if isinstance(exc, Snooze) and not self.cancelled.is_set():
+            self.snooze(exc.seconds, now)
+            return
         cls = type(exc)
         error = error_entry(
             f"{cls.__module__}.{cls.__qualname__}",
@@ -79,34 +93,46 @@ class Attempt:
             self.job.attempts,
             self.worker_id,
         )
-        again = (
+        if self.cancelled.is_set() or isinstance(exc, JobCancelled | Discard):
+            verdict, update = "cancelled", lambda held: held.mark_cancelled(now, error)
+        elif (
             retry
             and self.task is not None
             and self.task.should_retry(exc, self.job.attempts, self.job.max_attempts)
-        )
-        if again:
+        ):
             run_after = now + self.task.retry_delay(self.job.attempts)
-            written = self._write(lambda held: held.retry_later(run_after, error))
-            status = TaskResultStatus.READY
-            self.job.run_after = run_after
+            verdict, update = "retry", lambda held: held.retry_later(run_after, error)
         else:
-            written = self._write(lambda held: held.mark_failed(now, error))
-            status = TaskResultStatus.FAILED
-        if not written:
+            verdict, update = "failed", lambda held: held.mark_failed(now, error)
+        if not self._write(update):
             self.lost()
             return
+        if verdict == "retry":
+            self.job.run_after = run_after  # the broker republishes it for that time
         logger.log(
-            logging.WARNING if again else logging.ERROR,
-            "job failed job_id=%s task=%s attempt=%s/%s retry=%s error=%s",
+            logging.ERROR if verdict == "failed" else logging.WARNING,
+            "job %s job_id=%s task=%s attempt=%s/%s error=%s",
+            verdict,
             self.job.pk,
             self.job.task_path,
             self.job.attempts,
             self.job.max_attempts,
-            again,
             error["exception_class_path"],
         )
         self.job.errors = [*self.job.errors, error]
-        self.finish(status, None)
+        self.finish(TaskResultStatus.READY if verdict == "retry" else TaskResultStatus.FAILED, None)
+
+    def snooze(self, seconds: float, now: datetime) -> None:
+        """Queue the job again ``seconds`` from now; the attempt does not count."""
+        run_after = now + timedelta(seconds=seconds)
+        if not self._write(lambda held: held.snooze(run_after)):
+            self.lost()
+            return
+        self.job.run_after = run_after
+        logger.info(
+            "job snoozed job_id=%s task=%s seconds=%s", self.job.pk, self.job.task_path, seconds
+        )
+        self.finish(TaskResultStatus.READY, None)
 
     def _write(self, update) -> int:
         """Apply a fenced update, riding out a database restart for a few seconds."""
@@ -150,6 +176,8 @@ class Outcome:
     value: object = None
     error: BaseException | None = None
     retry: bool = True
+    #: The success is already in the database (an atomic task wrote it in its transaction).
+    written: bool = False
 
 
 def execute(attempt: Attempt, call) -> Outcome:
@@ -160,20 +188,40 @@ def execute(attempt: Attempt, call) -> Outcome:
         return Outcome(attempt, error=e, retry=False)
     task_started.send(type(attempt.backend), task_result=attempt.result)
     args, kwargs = attempt.call_args()
+    atomic = getattr(attempt.task, "atomic", False)
     try:
-        value = call(attempt.task, args, kwargs)
-        check_json(value, "return value")
+        if atomic:
+            value = call_atomic(attempt, call, args, kwargs)
+        else:
+            value = call(attempt.task, args, kwargs)
+            check_json(value, "return value")
     except Exception as e:  # noqa: BLE001
         return Outcome(attempt, error=e)
-    return Outcome(attempt, value=value)
+    return Outcome(attempt, value=value, written=atomic)
+
+
+def call_atomic(attempt: Attempt, call, args, kwargs):
+    """Call the task in a transaction on the jobs database that also writes its success.
+
+    The task's writes and the job's SUCCESSFUL row commit together or not at all; a lost
+    lease rolls the task's writes back too.
+    """
+    with transaction.atomic(using=attempt.backend.database):
+        value = call(attempt.task, args, kwargs)
+        check_json(value, "return value")
+        if not attempt.held.mark_succeeded(timezone.now(), value):
+            raise LeaseLost(f"job {attempt.job.pk} attempt {attempt.job.attempts} lost its lease")
+    return value
 
 
 def record(outcome: Outcome, now: datetime | None = None) -> None:
     """Write one outcome (fenced), applying the retry policy to failures."""
-    if outcome.error is None:
-        outcome.attempt.succeed(outcome.value, now)
-    else:
+    if outcome.error is not None:
         outcome.attempt.fail(outcome.error, now, retry=outcome.retry)
+    elif outcome.written:
+        outcome.attempt.finish(TaskResultStatus.SUCCESSFUL, outcome.value)
+    else:
+        outcome.attempt.succeed(outcome.value, now)
 
 
 def run_attempt(attempt: Attempt, call) -> Attempt:

@@ -29,24 +29,36 @@ def renew(database: str, worker_id: str, now: datetime, lease: timedelta, job_id
     return bool(registered)
 
 
+def cancel_requested(database: str, worker_id: str, job_ids) -> list:
+    """Which of ``job_ids`` (held by ``worker_id``) were asked to cancel: one query."""
+    if not job_ids:
+        return []
+    held = Job.objects.using(database).held_by(worker_id).filter(pk__in=job_ids)
+    return list(held.cancel_requested().values_list("pk", flat=True))
+
+
 def rescue_expired(
     database: str,
     now: datetime,
     limit: int = 100,
     requeued: Callable[[list[Job]], None] | None = None,
 ) -> int:
-    """Requeue (or fail, when out of attempts) running jobs whose lease ran out.
+    """Requeue (or fail, when out of attempts; or cancel, when asked) running jobs whose lease
+    ran out.
 
     Safe when many workers do it at once: each row's update is fenced by its attempt and
     expired lease, so exactly one rescuer wins. ``requeued`` is handed the (unsaved) jobs put
     back in the queue, for the broker to publish.
     """
     jobs = Job.objects.using(database)
-    fields = ("pk", "attempts", "max_attempts", "claimed_by", "backend", "queue_name", "priority")
+    fields = (
+        "pk", "attempts", "max_attempts", "claimed_by", "backend", "queue_name", "priority",
+        "cancel_requested_at",
+    )  # fmt: skip
     expired = list(jobs.expired(now).values_list(*fields)[:limit])
     rescued = 0
     back = []
-    for pk, attempts, max_attempts, worker_id, backend, queue_name, priority in expired:
+    for pk, attempts, max_attempts, worker_id, backend, queue_name, priority, cancel in expired:
         error = error_entry(
             LOST,
             f"{LOST}: worker {worker_id} stopped heartbeating; lease expired.\n",
@@ -54,13 +66,16 @@ def rescue_expired(
             worker_id or "",
         )
         fenced = jobs.expired(now).filter(pk=pk, attempts=attempts)
-        if attempts >= max_attempts:
+        requeue = cancel is None and attempts < max_attempts
+        if cancel is not None:
+            done = fenced.mark_cancelled(now, error)
+        elif not requeue:
             done = fenced.mark_failed(now, error)
         else:
             done = fenced.retry_later(now, error)
         if done:
             rescued += 1
-            if attempts < max_attempts:
+            if requeue:
                 back.append(
                     Job(
                         pk=pk,
@@ -75,7 +90,7 @@ def rescue_expired(
                 pk,
                 attempts,
                 worker_id,
-                attempts < max_attempts,
+                requeue,
             )
     if back and requeued is not None:
         requeued(back)

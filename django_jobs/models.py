@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from django.db import models
 from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Now
 from django.tasks import TaskResultStatus
 
 from .expressions import AppendJSON
@@ -36,7 +36,9 @@ TASK_RESULT_STATUS = {
 }
 
 
-def error_entry(exception_class_path: str, traceback: str, attempt: int, worker_id: str) -> dict:
+def error_entry(
+    exception_class_path: str, traceback: str, attempt: int | None, worker_id: str
+) -> dict:
     """Describe one failed attempt as stored in ``Job.errors``."""
     return {
         "exception_class_path": exception_class_path,
@@ -44,6 +46,14 @@ def error_entry(exception_class_path: str, traceback: str, attempt: int, worker_
         "attempt": attempt,
         "worker_id": worker_id,
     }
+
+
+#: ``errors`` entry of a job cancelled before it ran (running ones record their traceback).
+CANCELLED_ERROR = "django_jobs.exceptions.JobCancelled"
+
+
+def cancelled_entry(text: str) -> dict:
+    return error_entry(CANCELLED_ERROR, f"{CANCELLED_ERROR}: {text}\n", None, "")
 
 
 def claim_values(worker_id: str, now: datetime, lease: timedelta) -> dict:
@@ -110,19 +120,59 @@ class JobQuerySet(models.QuerySet):
             errors=AppendJSON("errors", error),
         )
 
-    def requeue(self) -> int:
-        """Hand running jobs back to the queue without recording a failure (shutdown)."""
-        return self.filter(status=JobStatus.RUNNING).update(
-            status=JobStatus.READY, claimed_by=None, lease_expires_at=None
+    def snooze(self, run_after: datetime) -> int:
+        """Put running jobs back in the queue until ``run_after``; the attempt is given back."""
+        return self.update(
+            status=JobStatus.READY,
+            run_after=run_after,
+            claimed_by=None,
+            lease_expires_at=None,
+            max_attempts=F("max_attempts") + 1,
         )
+
+    def mark_cancelled(self, now: datetime, error: dict) -> int:
+        return self.update(
+            status=JobStatus.CANCELLED,
+            finished_at=now,
+            lease_expires_at=None,
+            errors=AppendJSON("errors", error),
+        )
+
+    def requeue(self) -> int:
+        """Hand running jobs back to the queue without recording a failure (shutdown).
+
+        Jobs whose cancellation was requested end CANCELLED instead.
+        """
+        running = self.filter(status=JobStatus.RUNNING)
+        running.filter(cancel_requested_at__isnull=False).mark_cancelled(
+            Now(), cancelled_entry("cancelled while its worker shut down")
+        )
+        return running.update(status=JobStatus.READY, claimed_by=None, lease_expires_at=None)
 
     def renew_leases(self, now: datetime, lease: timedelta) -> int:
         return self.update(lease_expires_at=now + lease)
 
     def cancel(self, now: datetime) -> int:
-        """Cancel jobs that have not started; running ones are left to finish."""
-        return self.filter(status=JobStatus.READY).update(
-            status=JobStatus.CANCELLED, finished_at=now
+        """Cancel jobs that have not started (see ``request_cancel`` for running ones)."""
+        return self.filter(status=JobStatus.READY).mark_cancelled(
+            now, cancelled_entry("cancelled before it started")
+        )
+
+    def request_cancel(self, now: datetime) -> int:
+        """Flag running jobs for cancellation; their worker stops them."""
+        return self.filter(status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(
+            cancel_requested_at=now
+        )
+
+    def cancel_requested(self):
+        return self.filter(cancel_requested_at__isnull=False)
+
+    def release_key(self, states, now: datetime) -> int:
+        """Free the unique keys of jobs that no longer hold them: out of ``states``, window over."""
+        return (
+            self.exclude(status__in=states)
+            .filter(Q(unique_until__isnull=True) | Q(unique_until__lte=now))
+            .update(unique_key=None)
         )
 
     def retry(self, now: datetime) -> int:
@@ -133,6 +183,7 @@ class JobQuerySet(models.QuerySet):
             finished_at=None,
             max_attempts=F("attempts") + F("max_attempts"),
             claimed_by=None,
+            cancel_requested_at=None,
         )
 
 
@@ -164,6 +215,14 @@ class Job(models.Model):
     claimed_by = models.CharField(max_length=64, null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     progress = models.JSONField(null=True, blank=True)
+    # NULLs never collide, so this plain unique index holds only the keys of unique jobs.
+    unique_key = models.CharField(
+        max_length=64, null=True, blank=True, unique=True, help_text="Held unique key (hash)."
+    )
+    unique_until = models.DateTimeField(
+        null=True, blank=True, help_text="The unique key is held at least until then."
+    )
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
     objects = JobQuerySet.as_manager()
 
@@ -217,6 +276,10 @@ class Job(models.Model):
         if self.finished_at is None:
             return None
         return max(self.finished_at - self.last_attempted_at, timedelta(0))
+
+    def holds_key(self, states, now: datetime) -> bool:
+        """Whether this job still holds its unique key for a call covering ``states``."""
+        return self.status in states or (self.unique_until is not None and self.unique_until > now)
 
 
 class Worker(models.Model):

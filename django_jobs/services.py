@@ -25,8 +25,9 @@ def retry_jobs(jobs: JobQuerySet) -> int:
 
 
 def cancel_jobs(jobs: JobQuerySet) -> int:
-    """Cancel the jobs among ``jobs`` that have not started yet."""
-    return jobs.cancel(timezone.now())
+    """Cancel READY jobs; ask RUNNING ones to stop (their worker notices at its heartbeat)."""
+    now = timezone.now()
+    return jobs.cancel(now) + jobs.request_cancel(now)
 
 
 def delete_jobs(jobs: JobQuerySet) -> int:
@@ -41,7 +42,7 @@ def retry(database: str, ids: Iterable[str]) -> int:
 
 
 def cancel(database: str, ids: Iterable[str]) -> int:
-    """Cancel jobs that have not started yet."""
+    """Cancel READY jobs; ask RUNNING ones to stop."""
     return cancel_jobs(jobs_for(database, ids))
 
 

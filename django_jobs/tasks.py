@@ -1,8 +1,10 @@
-"""Our ``Task`` subclass: Django's task plus retries, backoff and a timeout."""
+"""Our ``Task`` subclass: Django's task plus retries, backoff, a timeout, unique jobs,
+cancellation grace and transactional completion."""
 
 import random
 from dataclasses import dataclass, fields, replace
 from datetime import timedelta
+from inspect import iscoroutinefunction
 
 from django.tasks import Task
 from django.utils.module_loading import import_string
@@ -19,7 +21,18 @@ EXTRA_OPTIONS = (
     "retry_on",
     "dont_retry_on",
     "timeout",
+    "unique",
+    "unique_key",
+    "unique_states",
+    "unique_for",
+    "on_duplicate",
+    "cancel_grace",
+    "atomic",
 )
+#: Job statuses (``models.JobStatus``, not imported: tasks may be declared before apps load).
+STATUSES = ("READY", "RUNNING", "SUCCESSFUL", "FAILED", "CANCELLED")
+#: Options that only matter at enqueue time: never stored on the job row.
+ENQUEUE_OPTIONS = ("unique", "unique_key", "unique_states", "unique_for", "on_duplicate")
 
 
 def _class_paths(values, name: str) -> tuple[str, ...]:
@@ -55,11 +68,33 @@ class JobTask(Task):
     dont_retry_on: tuple = ()
     #: Seconds an attempt may run before it is stopped; None means no limit.
     timeout: float | None = None
+    #: At most one job per key while a job holds it (see ``docs/unique-jobs.md``).
+    unique: bool = False
+    #: The key: ``None`` (task args + kwargs), a string, or a callable ``(args, kwargs) -> str``.
+    unique_key: object = None
+    #: Statuses in which a job holds its key.
+    unique_states: tuple = ("READY", "RUNNING")
+    #: Seconds from enqueue during which the key stays held, whatever the job's status.
+    unique_for: float | None = None
+    #: On a duplicate: ``"return"`` the existing job's result, or ``"raise"`` DuplicateJob.
+    on_duplicate: str = "return"
+    #: Seconds a running job gets to stop by itself once cancelled, before it is interrupted.
+    cancel_grace: float = 10.0
+    #: Commit the task's database writes and the job's success in one transaction.
+    atomic: bool = False
 
     def __post_init__(self):
         for name in ("retry_on", "dont_retry_on"):
             object.__setattr__(self, name, _class_paths(getattr(self, name), name))
+        if isinstance(self.unique_for, timedelta):
+            object.__setattr__(self, "unique_for", self.unique_for.total_seconds())
+        states = self.unique_states
+        states = (states,) if isinstance(states, str) else states
+        object.__setattr__(self, "unique_states", tuple(str(state) for state in states))
+        if self.unique_key is not None or self.unique_for is not None:
+            object.__setattr__(self, "unique", True)
         self._check_options()
+        _check_flow_options(self)
         super(JobTask, self).__post_init__()
         registry.register(self)
 
@@ -112,12 +147,36 @@ class JobTask(Task):
         defaults = {f.name: f.default for f in fields(JobTask) if f.name in EXTRA_OPTIONS}
         stored = {}
         for name in EXTRA_OPTIONS:
-            if name in ("max_attempts", "timeout"):
-                continue  # columns of their own
+            if name in ("max_attempts", "timeout") or name in ENQUEUE_OPTIONS:
+                continue  # columns of their own, or used at enqueue only
             value = getattr(self, name)
             if value != defaults[name]:
                 stored[name] = list(value) if isinstance(value, tuple) else value
         return stored
+
+
+def _check_flow_options(task: JobTask) -> None:
+    if not (
+        task.unique_key is None or isinstance(task.unique_key, str) or callable(task.unique_key)
+    ):
+        raise InvalidTaskOptions("unique_key must be a string or a callable (args, kwargs) -> str.")
+    unknown = set(task.unique_states) - set(STATUSES)
+    if unknown or not task.unique_states:
+        raise InvalidTaskOptions(f"unique_states must be job statuses, not {task.unique_states!r}.")
+    if task.unique_for is not None and not (
+        isinstance(task.unique_for, int | float) and task.unique_for > 0
+    ):
+        raise InvalidTaskOptions(f"unique_for must be positive seconds, not {task.unique_for!r}.")
+    if task.on_duplicate not in ("return", "raise"):
+        raise InvalidTaskOptions(
+            f'on_duplicate must be "return" or "raise", not {task.on_duplicate!r}.'
+        )
+    if not isinstance(task.cancel_grace, int | float) or task.cancel_grace < 0:
+        raise InvalidTaskOptions(f"cancel_grace must be seconds >= 0, not {task.cancel_grace!r}.")
+    if task.atomic and iscoroutinefunction(task.func):
+        raise InvalidTaskOptions(
+            "atomic=True needs a sync task: a coroutine runs off the job's thread."
+        )
 
 
 def _load(path: str) -> type:

@@ -146,3 +146,119 @@ def fails_first_time(context):
     if context.attempt == 1:
         raise RuntimeError("the payment provider timed out")
     return {"charged": True, "attempt": context.attempt}
+
+
+# --- flow control: unique jobs, cancellation, snooze/discard, atomic ------------------------
+@task(unique=True)
+def unique_add(a, b):
+    return a + b
+
+
+@task(unique_key=lambda args, kwargs: f"user:{args[0]}")
+def unique_per_user(user_id, note=""):
+    return user_id
+
+
+@task(unique=True, on_duplicate="raise")
+def unique_or_raise(value):
+    return value
+
+
+@task(unique_for=60)
+def unique_for_a_minute(value):
+    return value
+
+
+@task(unique=True, unique_states=("READY",))
+def unique_while_ready(value):
+    return value
+
+
+def _spin_until(deadline: float) -> None:
+    while time.monotonic() < deadline:
+        sum(range(1000))  # pure Python: an exception raised into this thread lands here
+
+
+@task(takes_context=True)
+def stops_when_cancelled(context, path, timeout=60):
+    """Check for cancellation cooperatively, as a well-behaved long task does."""
+    Path(path).write_text("started")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        context.raise_if_cancelled()
+        time.sleep(0.02)
+    return "never cancelled"
+
+
+@task(cancel_grace=0.5)
+def ignores_cancel(path, timeout=60):
+    """Never look at the context: only the hard stop ends it."""
+    Path(path).write_text("started")
+    _spin_until(time.monotonic() + timeout)
+    return "not stopped"
+
+
+@task(cancel_grace=0.5)
+async def async_ignores_cancel(path, timeout=60):
+    Path(path).write_text("started")
+    await asyncio.sleep(timeout)
+    return "not stopped"
+
+
+@task(takes_context=True, max_attempts=1)
+def snoozes_once(context, seconds=0):
+    from django_jobs import Snooze
+
+    if context.attempt == 1:
+        raise Snooze(seconds)
+    return context.attempt
+
+
+@task(takes_context=True, max_attempts=1)
+def snoozes_then_fails(context):
+    from django_jobs import Snooze
+
+    if context.attempt == 1:
+        raise Snooze(0)
+    raise ValueError(f"failed on attempt {context.attempt}")
+
+
+@task(max_attempts=5)
+def discards(reason):
+    from django_jobs import Discard
+
+    raise Discard(reason)
+
+
+@task(atomic=True)
+def atomic_create_group(name, fail=False):
+    from django.contrib.auth.models import Group
+
+    Group.objects.create(name=name)
+    if fail:
+        raise ValueError("failed after writing")
+    return name
+
+
+@task(atomic=True, max_attempts=2, takes_context=True)
+def atomic_group_then_sleep(context, name, marker, seconds):
+    """Write a row, then (first attempt only) say so and sleep: a crash before commit."""
+    from django.contrib.auth.models import Group
+
+    Group.objects.create(name=name)
+    if context.attempt == 1:
+        Path(marker).write_text("written")
+        time.sleep(seconds)
+    return name
+
+
+@task(takes_context=True)
+def progress_then_wait(context, path, timeout=30):
+    context.report_progress(1, 2, "half way")
+    deadline = time.monotonic() + timeout
+    while not Path(path).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.02)
+    context.report_progress(2, 2, "done")
+    return "done"

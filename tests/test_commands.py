@@ -57,17 +57,19 @@ def test_retry_leaves_successful_jobs_alone():
     assert Job.objects.get(pk=result.id).status == JobStatus.SUCCESSFUL
 
 
-def test_cancel_only_touches_jobs_that_have_not_started():
+def test_cancel_ends_ready_jobs_and_flags_running_ones():
     # Given a ready job and a running one
     ready = tasks.add.enqueue(1, 2)
     running = tasks.add.enqueue(3, 4)
     Job.objects.filter(pk=running.id).update(status=JobStatus.RUNNING)
     # When both are cancelled
     out = run("cancel", ready.id, running.id)
-    # Then only the ready one is, and Django sees it as FAILED
-    assert "cancelled 1" in out
+    # Then the ready one is CANCELLED (FAILED to Django) and the running one is asked to stop
+    assert "cancelled 2" in out
     assert Job.objects.get(pk=ready.id).status == JobStatus.CANCELLED
-    assert Job.objects.get(pk=running.id).status == JobStatus.RUNNING
+    running_job = Job.objects.get(pk=running.id)
+    assert running_job.status == JobStatus.RUNNING
+    assert running_job.cancel_requested_at is not None
     ready.refresh()
     assert ready.status == "FAILED"
 

@@ -1,6 +1,7 @@
 """Run claimed jobs on threads (sync tasks) or an event loop (async tasks), with deadlines."""
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
@@ -11,7 +12,7 @@ from inspect import iscoroutinefunction
 
 from django.db import close_old_connections
 
-from ..exceptions import JobTimeout
+from ..exceptions import JobCancelled, JobTimeout
 from ..execution import Attempt, Outcome, execute
 from .interrupt import raise_in_thread
 
@@ -28,6 +29,11 @@ class Running:
     calling: bool = False
     is_async: bool = False
     interrupted_at: float | None = None
+    #: What was raised into the thread (JobTimeout or JobCancelled).
+    interrupt: type[BaseException] | None = None
+    #: When a cancelled job is interrupted unless it has stopped by itself.
+    cancel_at: float | None = None
+    future: concurrent.futures.Future | None = None
 
     @property
     def timeout(self) -> float | None:
@@ -35,6 +41,14 @@ class Running:
 
     def overdue(self, now: float) -> bool:
         return self.timeout is not None and now - self.started > self.timeout
+
+    def due(self, now: float) -> type[BaseException] | None:
+        """The exception that must stop this job now, if any."""
+        if self.overdue(now):
+            return JobTimeout
+        if self.cancel_at is not None and now >= self.cancel_at:
+            return JobCancelled
+        return None
 
 
 class Pool:
@@ -120,10 +134,13 @@ class Pool:
         if running.timeout is not None:
             coroutine = asyncio.wait_for(coroutine, running.timeout)
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        running.future = future
         try:
             return future.result()
         except TimeoutError as e:
             raise JobTimeout(f"job ran over its timeout of {running.timeout}s") from e
+        except concurrent.futures.CancelledError as e:
+            raise JobCancelled(f"job {running.attempt.job.pk} was cancelled") from e
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -135,21 +152,43 @@ class Pool:
                 ).start()
             return self._loop
 
+    def request_cancel(self, ids, now: float) -> None:
+        """Tell running jobs they are cancelled; past their ``cancel_grace`` they are stopped."""
+        with self.lock:
+            for pk in ids:
+                running = self.running.get(str(pk))
+                if running is None or running.cancel_at is not None:
+                    continue
+                running.attempt.cancelled.set()
+                running.cancel_at = now + getattr(running.attempt.task, "cancel_grace", 10.0)
+                logger.info("job cancellation requested job_id=%s", pk)
+
     def interrupt_overdue(self, now: float) -> list[Running]:
-        """Raise JobTimeout in sync jobs past their deadline; return the ones already told."""
+        """Stop jobs past their deadline or cancel grace; return the ones already told.
+
+        Sync jobs get the exception raised in their thread; async ones have their future
+        cancelled (a timeout is ``asyncio.wait_for``'s job).
+        """
         stuck = []
         with self.lock:
             for running in self.running.values():
-                if running.is_async or not running.overdue(now):
+                error = running.due(now)
+                if error is None:
+                    continue
+                if running.is_async:
+                    if error is JobCancelled and running.future is not None:
+                        running.future.cancel()
                     continue
                 if running.interrupted_at is not None:
                     stuck.append(running)
                 elif running.calling and running.thread_id is not None:
                     running.interrupted_at = now
-                    raise_in_thread(running.thread_id, JobTimeout)
+                    running.interrupt = error
+                    raise_in_thread(running.thread_id, error)
                     logger.warning(
-                        "job over its timeout, interrupting job_id=%s timeout=%s",
+                        "interrupting job_id=%s with %s timeout=%s",
                         running.attempt.job.pk,
+                        error.__name__,
                         running.timeout,
                     )
         return stuck

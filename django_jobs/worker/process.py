@@ -13,7 +13,7 @@ from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
 
 from .. import leases, registry, rollup, services, workers
-from ..exceptions import BrokerUnavailable, JobTimeout
+from ..exceptions import BrokerUnavailable, JobCancelled, JobTimeout
 from ..execution import Attempt, Outcome
 from ..models import Job
 from .completer import Completer
@@ -172,7 +172,10 @@ class WorkerProcess:
                 running.attempt.job.pk,
             )
             if self.pool.forget(running):
-                error = JobTimeout(f"job ran over its timeout of {running.timeout}s")
+                if running.interrupt is JobCancelled:
+                    error = JobCancelled("job was cancelled and its thread could not be stopped")
+                else:
+                    error = JobTimeout(f"job ran over its timeout of {running.timeout}s")
                 self.completer.put(Outcome(running.attempt, error=error))
             self.exit_code = EXIT_REPLACE
             self.stop()
@@ -183,6 +186,7 @@ class WorkerProcess:
         last_ok = next_rollup = time.monotonic()
         while not self.stopping.wait(interval):
             now = timezone.now()
+            ids = self.pool.running_ids()
             renewed = self._safely(
                 "heartbeat",
                 leases.renew,
@@ -190,10 +194,11 @@ class WorkerProcess:
                 self.worker_id,
                 now,
                 self.options.lease,
-                self.pool.running_ids(),
+                ids,
             )
             if renewed:
                 last_ok = time.monotonic()
+            self._check_cancelled(ids)
             self._safely("rescue", self._rescue, now)
             self._safely("sweep", self.broker.sweep, now, interval)
             paused = self._safely("paused queues", services.paused_queues, self.database)
@@ -213,6 +218,15 @@ class WorkerProcess:
 
     def _rescue(self, now: datetime) -> int:
         return leases.rescue_expired(self.database, now, requeued=self.broker.publish)
+
+    def _check_cancelled(self, ids) -> None:
+        """Pass cancellation requests on to running jobs (one query per heartbeat)."""
+        cancelled = self._safely(
+            "cancel check", leases.cancel_requested, self.database, self.worker_id, ids
+        )
+        if cancelled:
+            self.pool.request_cancel(cancelled, time.monotonic())
+            self.wake.set()  # enforce a zero grace period at once
 
     def _safely(self, what: str, func, *args):
         """Call a housekeeping query; on a database or broker error log it, return None."""

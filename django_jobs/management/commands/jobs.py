@@ -42,7 +42,7 @@ class Command(BaseCommand):
         sub.add_parser("stats", help="Job counts per queue and status; live workers.")
         for name, text in (
             ("retry", "Run failed/cancelled jobs again."),
-            ("cancel", "Cancel jobs that have not started."),
+            ("cancel", "Cancel jobs; running ones are asked to stop."),
         ):
             action = sub.add_parser(name, help=text)
             action.add_argument("ids", nargs="+", metavar="JOB_ID")
