@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from . import unique
+from .bulk import insert_job, insert_jobs
 from .conf import JobsOptions
 from .exceptions import DuplicateJob
 from .jsonargs import check_json
@@ -55,7 +56,7 @@ class JobsBackend(BaseTaskBackend):
             if duplicate is not None:
                 return self._duplicate(duplicate, task)
         else:
-            job.save(using=self.database, force_insert=True)
+            insert_job(self.database, job)
         self.broker.publish([job])
         result = self.to_result(job, task)
         task_enqueued.send(type(self), task_result=result)
@@ -72,11 +73,17 @@ class JobsBackend(BaseTaskBackend):
 
         now = timezone.now()
         calls = [(task, tuple(args), dict(kwargs)) for task, args, kwargs in calls]
-        jobs = [self.build_job(task, args, kwargs, now) for task, args, kwargs in calls]
+        templates: dict[int, Job] = {}  # one validation and one options dict per distinct task
+        jobs = []
+        for task, args, kwargs in calls:
+            template = templates.get(id(task))
+            if template is None:
+                template = templates[id(task)] = self.build_job(task, (), {}, now)
+            jobs.append(self.build_job(task, args, kwargs, now, template=template))
         plain = [job for job in jobs if not job.unique_key]
         results: list[TaskResult | None] = [None] * len(jobs)
         with transaction.atomic(using=self.database):
-            Job.objects.using(self.database).bulk_create(plain, batch_size=batch_size)
+            insert_jobs(self.database, plain, batch_size)
             for index, (job, (task, _, _)) in enumerate(zip(jobs, calls, strict=True)):
                 if job.unique_key:
                     held = unique.insert(job, self.database, task.unique_states, now)
@@ -100,29 +107,43 @@ class JobsBackend(BaseTaskBackend):
     async def aenqueue(self, task: JobTask, args, kwargs) -> TaskResult:
         return await sync_to_async(self.enqueue, thread_sensitive=True)(task, args, kwargs)
 
-    def build_job(self, task: JobTask, args, kwargs, now: datetime | None = None):
-        """Validate a call and return its unsaved Job row."""
-        from .models import Job
+    def build_job(self, task: JobTask, args, kwargs, now: datetime | None = None, template=None):
+        """Validate a call and return its unsaved Job row.
 
-        self.validate_task(task)
+        ``template`` (a job built earlier for the same task and ``now``) skips validating the
+        task again and shares its per-task values: bulk enqueue pays for them once.
+        """
+        from .models import new_job
+
         check_json(list(args), "args")
         check_json(dict(kwargs), "kwargs")
-        now = now or timezone.now()
-        max_attempts = task.max_attempts or self.jobs_options.default_max_attempts
-        return Job(
+        if template is None:
+            self.validate_task(task)
+            now = now or timezone.now()
+            max_attempts = task.max_attempts or self.jobs_options.default_max_attempts
+            options, run_after = task.stored_options(), max(task.run_after or now, now)
+            until = unique.key_until(task, now)
+        else:
+            now, max_attempts, options = (
+                template.enqueued_at,
+                template.max_attempts,
+                template.options,
+            )
+            run_after, until = template.run_after, template.unique_until
+        return new_job(
             backend=self.alias,
             queue_name=task.queue_name,
             priority=task.priority,
             task_path=task.module_path,
             args=list(args),
             kwargs=dict(kwargs),
-            options=task.stored_options(),
-            run_after=max(task.run_after or now, now),
+            options=options,
+            run_after=run_after,
             enqueued_at=now,
             max_attempts=max_attempts,
             timeout=task.timeout,
             unique_key=unique.job_key(task, args, kwargs, self.alias),
-            unique_until=unique.key_until(task, now),
+            unique_until=until,
         )
 
     def validate_task(self, task) -> None:
