@@ -307,3 +307,16 @@ def test_claim_leaves_paused_queues_out_of_an_explicit_queue_list(db, queues):
         broker.set_paused(frozenset())
     # Then nothing comes from the paused queue
     assert [str(job.pk) for job in claimed] == ([mine] if "default" in queues else [])
+
+
+def test_claimed_jobs_carry_every_field_so_running_them_needs_no_query(
+    db, django_assert_num_queries
+):
+    # Given a claimed job
+    enqueue(tasks.echo, 1, k="v")
+    [job] = claim(limit=1)
+    # When the worker reads any of its fields, then no query is made (nothing deferred)
+    with django_assert_num_queries(0):
+        values = {f.attname: getattr(job, f.attname) for f in Job._meta.concrete_fields}
+    assert (values["args"], values["kwargs"], values["status"]) == ([1], {"k": "v"}, "RUNNING")
+    assert values["worker_ids"] == ["worker-a"]

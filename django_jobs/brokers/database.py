@@ -12,8 +12,11 @@ import logging
 import threading
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 
 from django.db import connections, transaction
+from django.db.models import JSONField
+from django.db.models.base import ModelState
 
 from ..conf import JobsOptions
 from ..dbsession import relax_commits
@@ -22,16 +25,17 @@ logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "django_jobs"
 
-CLAIM_COLUMNS = (
-    "id", "backend", "queue_name", "priority", "task_path", "args", "kwargs", "options",
-    "status", "run_after", "enqueued_at", "started_at", "finished_at", "last_attempted_at",
-    "attempts", "max_attempts", "timeout", "return_value", "errors", "worker_ids",
-    "claimed_by", "lease_expires_at", "progress",
-)  # fmt: skip
-_JSON_INDEXES = [
-    CLAIM_COLUMNS.index(name)
-    for name in ("args", "kwargs", "options", "return_value", "errors", "worker_ids", "progress")
-]
+
+@cache
+def _returned_fields() -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Every Job column (RETURNING them all) and the positions of the JSON ones."""
+    from ..models import Job
+
+    fields = Job._meta.concrete_fields
+    columns = tuple(f.column for f in fields)
+    json_indexes = tuple(n for n, f in enumerate(fields) if isinstance(f, JSONField))
+    return columns, json_indexes
+
 
 # One round trip: the inner SELECT walks a partial claim index in priority/age order and skips
 # rows other workers hold locked, so concurrent claimers never wait on or share a row; the
@@ -74,15 +78,21 @@ SELECT id FROM django_jobs_job
 WHERE id = ANY(%(ids)s::uuid[]) AND status = 'READY' AND backend = %(backend)s
     AND run_after <= %(now)s
 FOR UPDATE SKIP LOCKED"""
-_COLUMNS = ", ".join(CLAIM_COLUMNS)
-CLAIM_SQL = {
-    "any": _CLAIM.format(select=_READY_ANY, columns=_COLUMNS),
-    "any_unpaused": _CLAIM.format(select=_READY_ANY_UNPAUSED, columns=_COLUMNS),
-    "one": _CLAIM.format(select=_READY_ONE, columns=_COLUMNS),
-    "many": _CLAIM.format(select=_READY_MANY, columns=_COLUMNS),
+_SELECTS = {
+    "any": _READY_ANY,
+    "any_unpaused": _READY_ANY_UNPAUSED,
+    "one": _READY_ONE,
+    "many": _READY_MANY,
     #: Ids handed out by the Redis broker.
-    "ids": _CLAIM.format(select=_READY_IDS, columns=_COLUMNS),
+    "ids": _READY_IDS,
 }
+
+
+@cache
+def claim_sql(shape: str) -> str:
+    """The claim statement for one shape of queue selection."""
+    columns = ", ".join(_returned_fields()[0])
+    return _CLAIM.format(select=_SELECTS[shape], columns=columns)
 
 
 class DatabaseBroker:
@@ -147,7 +157,7 @@ class DatabaseBroker:
         if self.options.relaxed_commits:
             relax_commits(self.database)
         with connections[self.database].cursor() as cursor:
-            cursor.execute(CLAIM_SQL[shape], params)
+            cursor.execute(claim_sql(shape), params)
             rows = cursor.fetchall()
         return [_job_from_row(Job, self.database, row) for row in rows]
 
@@ -184,11 +194,18 @@ class DatabaseBroker:
 
 
 def _job_from_row(model, database: str, row):
+    """A Job from a RETURNING row, without ``Model.__init__`` (the claim's hot path)."""
+    columns, json_indexes = _returned_fields()
     values = list(row)
-    for index in _JSON_INDEXES:
+    for index in json_indexes:
         if isinstance(values[index], str):
             values[index] = json.loads(values[index])
-    return model.from_db(database, CLAIM_COLUMNS, values)
+    job = model.__new__(model)
+    job._state = ModelState()
+    job._state.adding = False
+    job._state.db = database
+    job.__dict__.update(zip(columns, values, strict=True))
+    return job
 
 
 def claim_ids(database: str, alias: str, ids: Sequence[str], worker_id: str, now, options) -> list:
@@ -212,7 +229,7 @@ def claim_ids(database: str, alias: str, ids: Sequence[str], worker_id: str, now
             "ids": list(ids),
         }
         with connection.cursor() as cursor:
-            cursor.execute(CLAIM_SQL["ids"], params)
+            cursor.execute(claim_sql("ids"), params)
             rows = cursor.fetchall()
         return [_job_from_row(Job, database, row) for row in rows]
     candidates = (
