@@ -313,7 +313,7 @@ def test_claimed_jobs_carry_every_field_so_running_them_needs_no_query(
     db, django_assert_num_queries
 ):
     # Given a claimed job
-    enqueue(tasks.echo, 1, k="v")
+    tasks.echo.enqueue(1, k="v")
     [job] = claim(limit=1)
     # When the worker reads any of its fields, then no query is made (nothing deferred)
     with django_assert_num_queries(0):
