@@ -11,10 +11,11 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from ..bulk import insert_jobs
 from ..models import Job, JobStatus
 from .tasks import noop
 
@@ -92,6 +93,9 @@ class Bench:
             result.latency_ms = self.measure_latency()
             self.log(f"latency: {result.latency_ms}")
         self.clean()
+        if self.config.history:
+            history = Job.objects.using(self.database).filter(queue_name="bench-history")
+            history._raw_delete(self.database)
         return result
 
     # --- phases ---------------------------------------------------------------------------
@@ -169,15 +173,17 @@ class Bench:
     def add_history(self, count: int) -> None:
         """Insert ``count`` finished jobs (another queue) so the table has a long history."""
         now = timezone.now()
-        batch = []
-        for i in range(count):
-            job = self.backend.build_job(self.task.using(queue_name="bench-history"), (i,), {}, now)
-            job.status, job.finished_at, job.return_value = JobStatus.SUCCESSFUL, now, i
-            batch.append(job)
-            if len(batch) == 10_000:
-                Job.objects.using(self.database).bulk_create(batch)
-                batch = []
-        Job.objects.using(self.database).bulk_create(batch)
+        task = self.task.using(queue_name="bench-history")
+        template = self.backend.build_job(task, (0,), {}, now)
+        for start in range(0, count, 50_000):
+            batch = []
+            for i in range(start, min(start + 50_000, count)):
+                job = self.backend.build_job(task, (i,), {}, now, template=template)
+                job.status, job.finished_at, job.return_value = JobStatus.SUCCESSFUL, now, i
+                batch.append(job)
+            with transaction.atomic(using=self.database):
+                insert_jobs(self.database, batch)
+        self.vacuum()
         self.log(f"added {count:,} finished jobs of history")
 
     def clean(self) -> None:
