@@ -13,7 +13,7 @@ from django.tasks.signals import task_enqueued
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from . import unique
+from . import gates, unique
 from .conf import JobsOptions
 from .exceptions import DuplicateJob
 from .jsonargs import check_json
@@ -123,6 +123,7 @@ class JobsBackend(BaseTaskBackend):
             timeout=task.timeout,
             unique_key=unique.job_key(task, args, kwargs, self.alias),
             unique_until=unique.key_until(task, now),
+            limit_key=gates.job_key(task, args, kwargs),
         )
 
     def validate_task(self, task) -> None:

@@ -17,6 +17,7 @@ from django.db import connections, transaction
 
 from ..conf import JobsOptions
 from ..dbsession import relax_commits
+from ..gates import GatedClaims
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ CLAIM_COLUMNS = (
     "id", "backend", "queue_name", "priority", "task_path", "args", "kwargs", "options",
     "status", "run_after", "enqueued_at", "started_at", "finished_at", "last_attempted_at",
     "attempts", "max_attempts", "timeout", "return_value", "errors", "worker_ids",
-    "claimed_by", "lease_expires_at", "progress",
+    "claimed_by", "lease_expires_at", "progress", "workflow_id",
 )  # fmt: skip
 _JSON_INDEXES = [
     CLAIM_COLUMNS.index(name)
@@ -51,7 +52,8 @@ RETURNING {columns}
 """
 _READY = """\
 SELECT id{extra} FROM django_jobs_job
-WHERE status = 'READY' AND backend = %(backend)s{queue} AND run_after <= %(now)s
+WHERE status = 'READY' AND limit_key IS NULL AND backend = %(backend)s{queue}
+    AND run_after <= %(now)s
 ORDER BY priority DESC, run_after
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED"""
@@ -71,8 +73,8 @@ LIMIT %(limit)s""".format(  # noqa: S608 (constant SQL, values are parameters)
 #: Given ids, still READY.
 _READY_IDS = """\
 SELECT id FROM django_jobs_job
-WHERE id = ANY(%(ids)s::uuid[]) AND status = 'READY' AND backend = %(backend)s
-    AND run_after <= %(now)s
+WHERE id = ANY(%(ids)s::uuid[]) AND status = 'READY' AND limit_key IS NULL
+    AND backend = %(backend)s AND run_after <= %(now)s
 FOR UPDATE SKIP LOCKED"""
 _COLUMNS = ", ".join(CLAIM_COLUMNS)
 CLAIM_SQL = {
@@ -96,6 +98,7 @@ class DatabaseBroker:
         self._closed = threading.Event()
         #: Paused queue names, refreshed by the worker's heartbeat: no query per claim.
         self.paused: frozenset[str] = frozenset()
+        self.gated = GatedClaims(self.database, alias, options.poll_interval)
 
     def publish(self, jobs: Sequence) -> None:
         """Nothing to do: the row is the message (PostgreSQL's trigger notifies on commit)."""
@@ -109,13 +112,27 @@ class DatabaseBroker:
             if not queues:
                 return []
         if connections[self.database].vendor == "postgresql":
-            return self._claim_returning(worker_id, queues, limit, now)
-        return self._claim_two_step(worker_id, queues, limit, now)
+            jobs = self._claim_returning(worker_id, queues, limit, now)
+        else:
+            jobs = self._claim_two_step(worker_id, queues, limit, now)
+        if len(jobs) < limit:  # jobs of tasks with limits: see ``gates``
+            gated = self.gated.claim(
+                worker_id,
+                queues,
+                self.paused,
+                limit - len(jobs),
+                now,
+                self.options.lease,
+                len(jobs),
+            )
+            jobs += gated
+        return jobs
 
     def _ready(self, queues: Sequence[str], now: datetime):
         from ..models import Job
 
         jobs = Job.objects.using(self.database).ready(now).filter(backend=self.alias)
+        jobs = jobs.filter(limit_key__isnull=True)
         if queues:
             jobs = jobs.filter(queue_name__in=queues)
         if self.paused:
@@ -216,7 +233,10 @@ def claim_ids(database: str, alias: str, ids: Sequence[str], worker_id: str, now
             rows = cursor.fetchall()
         return [_job_from_row(Job, database, row) for row in rows]
     candidates = (
-        Job.objects.using(database).ready(now).filter(backend=alias, pk__in=ids).values("pk")
+        Job.objects.using(database)
+        .ready(now)
+        .filter(backend=alias, pk__in=ids, limit_key__isnull=True)
+        .values("pk")
     )
     return _claim_two_step(database, candidates, worker_id, now, options, None)
 
