@@ -98,7 +98,7 @@ class _Builder:
         leaves, kind = self.build(self.canvas, [], "value")
         if not self.jobs:
             raise ValueError("an empty workflow")
-        by_id = {job.pk: job for job in self.jobs}
+        by_id = {str(job.pk): job for job in self.jobs}
         for job in self.jobs:
             for parent in job.depends_on:
                 by_id[parent].dependents.append(str(job.pk))
