@@ -188,12 +188,15 @@ def test_concurrency_limits_hold_across_worker_processes(spawn_worker, fast_back
 
 @pytest.mark.processes
 def test_rate_limit_holds_across_worker_processes(spawn_worker, fast_backend):
-    # Given fifteen jobs of a task allowed five starts per second
+    # Given two worker processes, up and waiting
+    from django_jobs.models import Worker
+
+    for _ in range(2):
+        spawn_worker("--concurrency", "2")
+    wait_for(lambda: Worker.objects.filter(stopped_at__isnull=True).count() == 2, timeout=30)
+    # When fifteen jobs of a task allowed five starts per second arrive
     for i in range(15):
         tasks.five_per_second.enqueue(i)
-    # When two worker processes run them
-    for _ in range(2):
-        spawn_worker("--concurrency", "4")
     done = Job.objects.filter(status=JobStatus.SUCCESSFUL)
     wait_for(lambda: done.count() == 15, timeout=60, message="15 jobs done")
     # Then no second (sliding) held more than five starts
