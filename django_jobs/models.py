@@ -238,19 +238,22 @@ class Job(models.Model):
         on_delete=models.SET_NULL,
         related_name="jobs",
     )
+    # Nullable or with a database default: rows inserted without them (older code during a
+    # rolling deploy, raw SQL) stay valid.
     depends_on = models.JSONField(
-        default=list, blank=True, help_text="Ids of the steps this one waits for, in order."
+        null=True, blank=True, help_text="Ids of the steps this one waits for, in order."
     )
     dependents = models.JSONField(
-        default=list, blank=True, help_text="Ids of the steps waiting for this one."
+        null=True, blank=True, help_text="Ids of the steps waiting for this one."
     )
     waiting_on = models.PositiveIntegerField(
-        default=0, help_text="Steps this one still waits for (BLOCKED until 0)."
+        default=0, db_default=0, help_text="Steps this one still waits for (BLOCKED until 0)."
     )
     feed = models.CharField(
         max_length=5,
         blank=True,
         default="",
+        db_default="",
         help_text='"value": first argument is the previous step\'s result; "list": all results.',
     )
 

@@ -100,6 +100,8 @@ class _Builder:
             raise ValueError("an empty workflow")
         by_id = {str(job.pk): job for job in self.jobs}
         for job in self.jobs:
+            job.dependents = []
+        for job in self.jobs:
             for parent in job.depends_on:
                 by_id[parent].dependents.append(str(job.pk))
         workflow = Workflow(

@@ -77,7 +77,7 @@ def workflow_steps(job) -> str:
         if step is None:
             continue
         url = reverse("admin:django_jobs_job_change", args=[quote(step.pk)])
-        after = ", ".join(p[:8] for p in step.depends_on) or "–"
+        after = ", ".join(p[:8] for p in step.depends_on or ()) or "–"
         rows.append(
             (
                 n,
