@@ -69,21 +69,40 @@ def job_key(task, args, kwargs) -> str | None:
 
 # --- claiming -------------------------------------------------------------------------------
 class GatedClaims:
-    """The gated claim path of one broker, tried at most once per ``every`` seconds unless the
-    ordinary claim came back empty or the last gated claim found work."""
+    """When a broker runs the gated claim path.
 
-    def __init__(self, database: str, alias: str, every: float):
+    Database broker (``poll_when_idle``): whenever the ordinary claim found nothing (an idle
+    worker polls the database anyway), else at most once per ``every`` seconds, and at once
+    again while gated claims keep finding work. Redis broker: only while gated jobs are known
+    to wait (``refresh``, from its heartbeat sweep, or the last gated claim), at most once per
+    ``every`` seconds: an idle Redis worker does not query the database.
+    """
+
+    def __init__(self, database: str, alias: str, every: float, poll_when_idle: bool = True):
         self.database = database
         self.alias = alias
         self.every = every
+        self.poll_when_idle = poll_when_idle
+        #: Whether gated READY jobs were seen waiting at the last look.
+        self.waiting = False
         self._due = 0.0
+
+    def refresh(self, now: datetime) -> bool:
+        """Look (one EXISTS on the gated index) whether gated jobs wait."""
+        self.waiting = ready(self.database, self.alias, (), (), now).exists()
+        return self.waiting
 
     def claim(self, worker_id, queues, paused, limit, now, lease, found: int) -> list:
         """Claim up to ``limit`` gated jobs, if due (``found``: what the ordinary claim got)."""
         clock = time.monotonic()
-        if limit <= 0 or (found and clock < self._due):
+        if limit <= 0:
             return []
-        jobs = claim(self.database, self.alias, queues, paused, worker_id, limit, now, lease)
+        idle_poll = self.poll_when_idle and not found
+        if not idle_poll and (clock < self._due or not (self.poll_when_idle or self.waiting)):
+            return []
+        jobs, self.waiting = claim(
+            self.database, self.alias, queues, paused, worker_id, limit, now, lease
+        )
         self._due = clock if jobs else clock + self.every
         return jobs
 
@@ -101,19 +120,22 @@ def ready(database: str, alias: str, queues, paused, now: datetime):
     return jobs
 
 
-def claim(database, alias, queues, paused, worker_id, limit, now, lease: timedelta) -> list:
-    """Claim up to ``limit`` ready gated jobs that their keys' limits let start now."""
+def claim(
+    database, alias, queues, paused, worker_id, limit, now, lease: timedelta
+) -> tuple[list, bool]:
+    """Claim up to ``limit`` ready gated jobs that their keys' limits let start now; also
+    say whether any gated job was waiting."""
     waiting = ready(database, alias, queues, paused, now)
     keys = list(waiting.order_by().values_list("limit_key", flat=True).distinct()[:1000])
     if not keys:
-        return []
+        return [], False
     random.shuffle(keys)  # no key starves the others
     claimed: list = []
     for key in keys[:KEYS_PER_CLAIM]:
         claimed += claim_key(database, waiting, key, worker_id, limit - len(claimed), now, lease)
         if len(claimed) >= limit:
             break
-    return claimed
+    return claimed, True
 
 
 def claim_key(database, waiting, key: str, worker_id, limit: int, now, lease) -> list:

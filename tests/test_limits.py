@@ -146,7 +146,9 @@ def test_redis_broker_leaves_gated_jobs_to_the_database(redis_backend, redis_db)
     for key in redis_db.keys("*ready*"):
         members |= {m.decode() for m in redis_db.zrange(key, 0, -1)}
     assert plain.id in members and gated.id not in members
-    # And a Redis worker claims both, the gated one through the database
+    # And a Redis worker claims both, the gated one through the database once its heartbeat
+    # sweep saw gated jobs waiting
+    assert redis_backend.broker.gated.refresh(timezone.now())
     claimed = claim(backend="redis")
     assert {str(j.pk) for j in claimed} == {plain.id, gated.id}
 
@@ -206,3 +208,23 @@ def test_rate_limit_holds_across_worker_processes(spawn_worker, fast_backend):
     workers = {w for ids in Job.objects.values_list("worker_ids", flat=True) for w in ids}
     _report("rate", {"max_starts_in_1s": per_window, "workers": len(workers)})
     assert per_window <= 5 and tightest >= 1.0
+
+
+@pytest.mark.redis
+@pytest.mark.processes
+def test_redis_workers_respect_concurrency_limits(spawn_worker, redis_backend, tmp_path):
+    # Given gated and plain jobs on the Redis backend, and two Redis workers
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for _ in range(6):
+        tasks.one_at_a_time.using(backend="redis").enqueue(str(runs), 0.1)
+    for i in range(6):
+        tasks.add.using(backend="redis").enqueue(i, i)
+    for _ in range(2):
+        spawn_worker("--backend", "redis", "--concurrency", "3")
+    # When they run them, then every job ran and the gated ones one at a time
+    done = Job.objects.filter(status=JobStatus.SUCCESSFUL)
+    wait_for(lambda: done.count() == 12, timeout=60, message="12 jobs done")
+    overlap = max_overlap(_runs(runs)["one"])
+    _report("redis concurrency", {"max_running": {"one": overlap}})
+    assert overlap == 1

@@ -45,7 +45,7 @@ class RedisBroker:
         self._listener: threading.Thread | None = None
         #: Paused queue names, refreshed by the worker's heartbeat.
         self.paused: frozenset[str] = frozenset()
-        self.gated = GatedClaims(self.database, alias, options.poll_interval)
+        self.gated = GatedClaims(self.database, alias, options.poll_interval, poll_when_idle=False)
 
     def publish(self, jobs: Sequence) -> None:
         # A worker may requeue (rescue) jobs of other backends sharing its database. Gated
@@ -126,6 +126,7 @@ class RedisBroker:
             logger.warning("could not settle in-flight ids=%s error=%r", len(ids), e)
 
     def sweep(self, now: datetime, every: float | None = None) -> int:
+        self.gated.refresh(now)  # gated jobs are never in Redis: look for them in the database
         try:
             if every and not self.store.take_lock(self.store.keys.sweep_lock, every):
                 return 0
