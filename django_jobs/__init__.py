@@ -8,7 +8,19 @@ from django.tasks.base import (
 
 from .exceptions import Discard, DuplicateJob, JobCancelled, Snooze
 
-__all__ = ["Discard", "DuplicateJob", "JobCancelled", "Snooze", "cancel", "task"]
+__all__ = [
+    "Discard", "DuplicateJob", "JobCancelled", "Snooze", "cancel", "chain", "chord", "group",
+    "task",
+]  # fmt: skip
+
+
+def __getattr__(name: str):
+    # Workflows are imported lazily: this package loads before Django's apps.
+    if name in ("chain", "chord", "group"):
+        from . import workflows
+
+        return getattr(workflows, name)
+    raise AttributeError(f"module 'django_jobs' has no attribute {name!r}")
 
 
 def task(

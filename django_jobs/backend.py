@@ -13,7 +13,7 @@ from django.tasks.signals import task_enqueued
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from . import unique
+from . import gates, unique
 from .bulk import insert_job, insert_jobs
 from .conf import JobsOptions
 from .exceptions import DuplicateJob
@@ -144,6 +144,7 @@ class JobsBackend(BaseTaskBackend):
             timeout=task.timeout,
             unique_key=unique.job_key(task, args, kwargs, self.alias),
             unique_until=until,
+            limit_key=gates.job_key(task, args, kwargs),
         )
 
     def validate_task(self, task) -> None:

@@ -2,20 +2,30 @@
 
 import json
 from collections.abc import Sequence
+from contextlib import nullcontext
 from datetime import datetime
 
 from django.db import connections, transaction
 from django.tasks import TaskResultStatus
 
+from . import workflows
 from .execution import Outcome, record
-from .models import Job
+from .models import Job, JobStatus
 
 
 def record_many(outcomes: Sequence[Outcome], database: str, now: datetime) -> None:
     """Record a batch of outcomes, each fenced by its worker and attempt."""
     successes = [o for o in outcomes if o.error is None and not o.written]
     if successes:
-        written = mark_succeeded_many(database, successes, now)
+        # Workflow steps: their next steps start in the same transaction (see ``workflows``).
+        steps = [o for o in successes if o.attempt.job.workflow_id]
+        with transaction.atomic(using=database) if steps else nullcontext():
+            written = mark_succeeded_many(database, successes, now)
+            for outcome in steps:
+                if outcome.attempt.job.pk in written:
+                    outcome.attempt.activated = workflows.ended(
+                        database, [(outcome.attempt.job, JobStatus.SUCCESSFUL)]
+                    )
         for outcome in successes:
             if outcome.attempt.job.pk in written:
                 outcome.attempt.finish(TaskResultStatus.SUCCESSFUL, outcome.value)

@@ -20,11 +20,11 @@ from django.tasks import TaskResultStatus
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
-from . import registry
+from . import registry, workflows
 from .context import JobContext
 from .exceptions import Discard, JobArgumentsError, JobCancelled, LeaseLost, Snooze
 from .jsonargs import check_json
-from .models import Job, error_entry
+from .models import Job, JobStatus, error_entry
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class Attempt:
     outcome: str = field(default="", init=False)
     #: Set (by the worker's heartbeat) once the job's cancellation is requested.
     cancelled: threading.Event = field(default_factory=threading.Event, init=False)
+    #: Workflow steps this attempt's outcome made READY (for the broker to publish).
+    activated: list = field(default_factory=list, init=False)
 
     @property
     def held(self):
@@ -75,7 +77,8 @@ class Attempt:
         return args, self.job.kwargs
 
     def succeed(self, value, now: datetime | None = None) -> None:
-        if self._write(lambda held: held.mark_succeeded(now or timezone.now(), value)):
+        succeeded = lambda held: held.mark_succeeded(now or timezone.now(), value)  # noqa: E731
+        if self._write(succeeded, final=TaskResultStatus.SUCCESSFUL):
             self.finish(TaskResultStatus.SUCCESSFUL, value)
         else:
             self.lost()
@@ -104,7 +107,8 @@ class Attempt:
             verdict, update = "retry", lambda held: held.retry_later(run_after, error)
         else:
             verdict, update = "failed", lambda held: held.mark_failed(now, error)
-        if not self._write(update):
+        final = {"cancelled": JobStatus.CANCELLED, "failed": JobStatus.FAILED}.get(verdict)
+        if not self._write(update, final=final):
             self.lost()
             return
         if verdict == "retry":
@@ -134,10 +138,16 @@ class Attempt:
         )
         self.finish(TaskResultStatus.READY, None)
 
-    def _write(self, update) -> int:
-        """Apply a fenced update, riding out a database restart for a few seconds."""
+    def _write(self, update, final: str | None = None) -> int:
+        """Apply a fenced update, riding out a database restart for a few seconds.
+
+        ``final``: the status a workflow step ends with; its next steps start in the same
+        transaction.
+        """
         for delay in (0.5, 1.0, 2.0, 4.0, None):
             try:
+                if final and self.job.workflow_id:
+                    return self.write_step(update, final)
                 return update(self.held)
             except (DatabaseError, InterfaceError) as e:
                 if delay is None:
@@ -146,6 +156,15 @@ class Attempt:
                 connections[self.backend.database].close()
                 time.sleep(delay)
         return 0
+
+    def write_step(self, update, status: str) -> int:
+        """Write a workflow step's final outcome and advance its workflow, atomically."""
+        database = self.backend.database
+        with transaction.atomic(using=database):
+            written = update(self.held)
+            if written:
+                self.activated = workflows.ended(database, [(self.job, status)])
+        return written
 
     def finish(self, status, value) -> None:
         """Note the outcome and send Django's ``task_finished`` (unless it is a retry)."""
@@ -211,6 +230,10 @@ def call_atomic(attempt: Attempt, call, args, kwargs):
         check_json(value, "return value")
         if not attempt.held.mark_succeeded(timezone.now(), value):
             raise LeaseLost(f"job {attempt.job.pk} attempt {attempt.job.attempts} lost its lease")
+        if attempt.job.workflow_id:
+            attempt.activated = workflows.ended(
+                attempt.backend.database, [(attempt.job, JobStatus.SUCCESSFUL)]
+            )
     return value
 
 

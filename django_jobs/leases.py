@@ -4,8 +4,11 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from django.db import transaction
+
+from . import workflows
 from .exceptions import WorkerLost
-from .models import Job, Worker, error_entry
+from .models import Job, JobStatus, Worker, error_entry
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +56,13 @@ def rescue_expired(
     jobs = Job.objects.using(database)
     fields = (
         "pk", "attempts", "max_attempts", "claimed_by", "backend", "queue_name", "priority",
-        "cancel_requested_at",
+        "cancel_requested_at", "workflow_id",
     )  # fmt: skip
     expired = list(jobs.expired(now).values_list(*fields)[:limit])
     rescued = 0
     back = []
-    for pk, attempts, max_attempts, worker_id, backend, queue_name, priority, cancel in expired:
+    for row in expired:
+        pk, attempts, max_attempts, worker_id, backend, queue_name, priority, cancel, flow = row
         error = error_entry(
             LOST,
             f"{LOST}: worker {worker_id} stopped heartbeating; lease expired.\n",
@@ -67,12 +71,16 @@ def rescue_expired(
         )
         fenced = jobs.expired(now).filter(pk=pk, attempts=attempts)
         requeue = cancel is None and attempts < max_attempts
-        if cancel is not None:
-            done = fenced.mark_cancelled(now, error)
-        elif not requeue:
-            done = fenced.mark_failed(now, error)
-        else:
-            done = fenced.retry_later(now, error)
+        with transaction.atomic(using=database):
+            if cancel is not None:
+                done = fenced.mark_cancelled(now, error)
+            elif not requeue:
+                done = fenced.mark_failed(now, error)
+            else:
+                done = fenced.retry_later(now, error)
+            if done and flow and not requeue:  # a workflow step ended: advance its workflow
+                status = JobStatus.CANCELLED if cancel is not None else JobStatus.FAILED
+                back += workflows.ended(database, [(Job(pk=pk), status)])
         if done:
             rescued += 1
             if requeue:

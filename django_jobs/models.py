@@ -22,6 +22,8 @@ class JobStatus(models.TextChoices):
     SUCCESSFUL = "SUCCESSFUL", "Successful"
     FAILED = "FAILED", "Failed"
     CANCELLED = "CANCELLED", "Cancelled"
+    #: A workflow step waiting for the steps it depends on; no claim ever sees it.
+    BLOCKED = "BLOCKED", "Blocked"
 
 
 FINISHED = (JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatus.CANCELLED)
@@ -33,6 +35,7 @@ TASK_RESULT_STATUS = {
     JobStatus.SUCCESSFUL: TaskResultStatus.SUCCESSFUL,
     JobStatus.FAILED: TaskResultStatus.FAILED,
     JobStatus.CANCELLED: TaskResultStatus.FAILED,
+    JobStatus.BLOCKED: TaskResultStatus.READY,
 }
 
 
@@ -154,7 +157,7 @@ class JobQuerySet(models.QuerySet):
 
     def cancel(self, now: datetime) -> int:
         """Cancel jobs that have not started (see ``request_cancel`` for running ones)."""
-        return self.filter(status=JobStatus.READY).mark_cancelled(
+        return self.filter(status__in=(JobStatus.READY, JobStatus.BLOCKED)).mark_cancelled(
             now, cancelled_entry("cancelled before it started")
         )
 
@@ -223,6 +226,36 @@ class Job(models.Model):
         null=True, blank=True, help_text="The unique key is held at least until then."
     )
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # Flow control: set only on jobs of tasks with a concurrency or rate limit.
+    limit_key = models.CharField(
+        max_length=255, null=True, blank=True, help_text="Gate (concurrency/rate limit) key."
+    )
+    # Workflows: set only on jobs that are steps of a chain, group or chord.
+    workflow = models.ForeignKey(
+        "django_jobs.Workflow",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+    )
+    # Nullable or with a database default: rows inserted without them (older code during a
+    # rolling deploy, raw SQL) stay valid.
+    depends_on = models.JSONField(
+        null=True, blank=True, help_text="Ids of the steps this one waits for, in order."
+    )
+    dependents = models.JSONField(
+        null=True, blank=True, help_text="Ids of the steps waiting for this one."
+    )
+    waiting_on = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Steps this one still waits for (BLOCKED until 0)."
+    )
+    feed = models.CharField(
+        max_length=5,
+        blank=True,
+        default="",
+        db_default="",
+        help_text='"value": first argument is the previous step\'s result; "list": all results.',
+    )
 
     objects = JobQuerySet.as_manager()
 
@@ -232,18 +265,24 @@ class Job(models.Model):
             # The claim scans only READY rows: its cost stays flat however long the history.
             PartialIndex(
                 fields=["status", "backend", "queue_name", "-priority", "run_after"],
-                where=Q(status="READY"),
+                where=Q(status="READY", limit_key__isnull=True),
                 name="django_jobs_job_claim",
             ),
             PartialIndex(  # workers serving every queue
                 fields=["status", "backend", "-priority", "run_after"],
-                where=Q(status="READY"),
+                where=Q(status="READY", limit_key__isnull=True),
                 name="django_jobs_job_claim_any",
             ),
             PartialIndex(
                 fields=["status", "lease_expires_at"],
                 where=Q(status="RUNNING"),
                 name="django_jobs_job_lease",
+            ),
+            # Gated jobs (concurrency/rate limits): READY keys to claim, RUNNING ones per key.
+            PartialIndex(
+                fields=["status", "limit_key"],
+                where=Q(limit_key__isnull=False),
+                name="django_jobs_job_gated",
             ),
             models.Index(fields=["status", "finished_at"], name="django_jobs_job_finished"),
             # The admin's changelist pages newest first.
@@ -368,4 +407,5 @@ class Dashboard(Queue):
 
 
 # Schedules live in a module of their own; importing them here registers them with the app.
+from .flow_models import Gate, Workflow  # noqa: E402, F401
 from .schedules import MissedRuns, Schedule, ScheduleFire  # noqa: E402, F401

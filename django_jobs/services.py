@@ -8,9 +8,11 @@ filtered changelist) and act on it with one bulk statement, never one save per r
 from collections.abc import Iterable
 from datetime import timedelta
 
+from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from . import workflows
 from .models import FINISHED, Job, JobQuerySet, JobStatus, Queue, Worker
 
 
@@ -25,9 +27,30 @@ def retry_jobs(jobs: JobQuerySet) -> int:
 
 
 def cancel_jobs(jobs: JobQuerySet) -> int:
-    """Cancel READY jobs; ask RUNNING ones to stop (their worker notices at its heartbeat)."""
+    """Cancel READY (or BLOCKED) jobs; ask RUNNING ones to stop (their worker notices at its
+    heartbeat). Cancelled workflow steps apply their workflow's failure policy."""
     now = timezone.now()
-    return jobs.cancel(now) + jobs.request_cancel(now)
+    waiting = (JobStatus.READY, JobStatus.BLOCKED)
+    steps = list(
+        jobs.filter(status__in=waiting, workflow__isnull=False).values_list("pk", flat=True)
+    )
+    if not steps:
+        return jobs.cancel(now) + jobs.request_cancel(now)
+    with transaction.atomic(using=jobs.db):
+        cancelled = jobs.cancel(now)
+        ended = jobs.model.objects.using(jobs.db).filter(pk__in=steps, status=JobStatus.CANCELLED)
+        ended = [(job, JobStatus.CANCELLED) for job in ended.only("pk")]
+        activated = workflows.ended(jobs.db, ended)
+    if activated:
+        _publish(activated)
+    return cancelled + jobs.request_cancel(now)
+
+
+def _publish(jobs) -> None:
+    from django.tasks import task_backends
+
+    for job in jobs:
+        task_backends[job.backend].broker.publish([job])
 
 
 def delete_jobs(jobs: JobQuerySet) -> int:

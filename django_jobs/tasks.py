@@ -9,7 +9,7 @@ from inspect import iscoroutinefunction
 from django.tasks import Task
 from django.utils.module_loading import import_string
 
-from . import registry
+from . import gates, registry
 from .exceptions import InvalidTaskOptions
 
 #: Options a job row stores (beyond Django's own fields), with their defaults.
@@ -28,11 +28,16 @@ EXTRA_OPTIONS = (
     "on_duplicate",
     "cancel_grace",
     "atomic",
+    "concurrency_limit",
+    "limit_key",
+    "rate_limit",
 )
 #: Job statuses (``models.JobStatus``, not imported: tasks may be declared before apps load).
-STATUSES = ("READY", "RUNNING", "SUCCESSFUL", "FAILED", "CANCELLED")
+STATUSES = ("READY", "RUNNING", "SUCCESSFUL", "FAILED", "CANCELLED", "BLOCKED")
 #: Options that only matter at enqueue time: never stored on the job row.
-ENQUEUE_OPTIONS = ("unique", "unique_key", "unique_states", "unique_for", "on_duplicate")
+ENQUEUE_OPTIONS = (
+    "unique", "unique_key", "unique_states", "unique_for", "on_duplicate", "limit_key",
+)  # fmt: skip
 
 
 def _class_paths(values, name: str) -> tuple[str, ...]:
@@ -82,6 +87,13 @@ class JobTask(Task):
     cancel_grace: float = 10.0
     #: Commit the task's database writes and the job's success in one transaction.
     atomic: bool = False
+    #: At most this many jobs with the same ``limit_key`` run at once, across all workers.
+    concurrency_limit: int | None = None
+    #: At most N starts per period per ``limit_key``, across all workers: "10/s", "100/m"…
+    rate_limit: str | None = None
+    #: The gate: a string (shared by every task naming it), a callable ``(args, kwargs) ->
+    #: str`` (prefixed with the task path), or None (the task path).
+    limit_key: object = None
 
     def __post_init__(self):
         for name in ("retry_on", "dont_retry_on"):
@@ -95,6 +107,7 @@ class JobTask(Task):
             object.__setattr__(self, "unique", True)
         self._check_options()
         _check_flow_options(self)
+        gates.check_options(self)
         super(JobTask, self).__post_init__()
         registry.register(self)
 
@@ -123,6 +136,22 @@ class JobTask(Task):
             priority=priority, queue_name=queue_name, run_after=run_after, backend=backend
         )
         return replace(task, **options) if options else task
+
+    # --- workflows ------------------------------------------------------------------------
+    def s(self, *args, **kwargs):
+        """A signature: this task with arguments, for ``chain``/``group``/``chord``.
+
+        In a chain it gets the previous step's result as its first argument.
+        """
+        from .workflows import Signature
+
+        return Signature(self, args, kwargs)
+
+    def si(self, *args, **kwargs):
+        """An immutable signature: it does not receive the previous step's result."""
+        from .workflows import Signature
+
+        return Signature(self, args, kwargs, immutable=True)
 
     # --- retry policy ---------------------------------------------------------------------
     def should_retry(self, exception: BaseException, attempt: int, max_attempts: int) -> bool:

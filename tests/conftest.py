@@ -207,3 +207,13 @@ def backend_alias(request) -> str:
     if request.param == "redis":
         request.getfixturevalue("redis_db")
     return request.param
+
+
+def max_overlap(intervals) -> int:
+    """The largest number of (start, end) intervals open at one instant."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    open_, most = 0, 0
+    for _, step in events:
+        open_ += step
+        most = max(most, open_)
+    return most

@@ -262,3 +262,57 @@ def progress_then_wait(context, path, timeout=30):
         time.sleep(0.02)
     context.report_progress(2, 2, "done")
     return "done"
+
+
+# --- flow control: limits and workflows ----------------------------------------------------
+def _interval(directory, key, seconds):
+    """Sleep ``seconds``, writing this run's key, start and end times to a file of its own."""
+    import uuid
+
+    start = time.time()
+    time.sleep(seconds)
+    Path(directory, f"{uuid.uuid4()}.run").write_text(f"{key} {start!r} {time.time()!r}")
+
+
+@task(concurrency_limit=2, limit_key=lambda args, kwargs: str(args[0]))
+def two_per_tenant(tenant, directory, seconds=0.2):
+    _interval(directory, tenant, seconds)
+    return tenant
+
+
+@task(concurrency_limit=1)
+def one_at_a_time(directory, seconds=0.1):
+    _interval(directory, "one", seconds)
+
+
+@task(rate_limit="5/s")
+def five_per_second(value):
+    return value
+
+
+@task(rate_limit="3/m", limit_key="shared-api")
+def three_per_minute(value):
+    return value
+
+
+@task()
+def mul(a, b):
+    return a * b
+
+
+@task()
+def total(values, extra=0):
+    return sum(values) + extra
+
+
+@task(max_attempts=1)
+def fails(*args):
+    raise ValueError("step failed")
+
+
+@task()
+def chord_callback(values, path):
+    """Append one line per run (O_APPEND: concurrent runs never interleave)."""
+    with Path(path).open("a") as f:
+        f.write(f"{sum(values)}\n")
+    return sum(values)

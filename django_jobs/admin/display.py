@@ -3,6 +3,8 @@
 import json
 from datetime import timedelta
 
+from django.contrib.admin.utils import quote
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from ..models import JobStatus
@@ -13,6 +15,7 @@ STATUS_CLASS = {
     JobStatus.SUCCESSFUL: "successful",
     JobStatus.FAILED: "failed",
     JobStatus.CANCELLED: "cancelled",
+    JobStatus.BLOCKED: "ready",
 }
 
 
@@ -59,4 +62,43 @@ def error_list(errors: list) -> str:
             )
             for e in errors
         ),
+    )
+
+
+def workflow_steps(job) -> str:
+    """The workflow a job belongs to: every step in canvas order, this one in bold."""
+    if job.workflow_id is None:
+        return "–"
+    workflow = job.workflow
+    steps = {str(s.pk): s for s in workflow.jobs.only("pk", "task_path", "status", "depends_on")}
+    rows = []
+    for n, pk in enumerate(workflow.steps, 1):
+        step = steps.get(pk)
+        if step is None:
+            continue
+        url = reverse("admin:django_jobs_job_change", args=[quote(step.pk)])
+        after = ", ".join(p[:8] for p in step.depends_on or ()) or "–"
+        rows.append(
+            (
+                n,
+                url,
+                "jobs-current" if step.pk == job.pk else "",
+                pk[:8],
+                step.task_path,
+                status_badge(step.status),
+                after,
+            )
+        )
+    table = format_html_join(
+        "",
+        '<tr><td>{}</td><td><a href="{}" class="{}">{}</a></td><td>{}</td><td>{}</td>'
+        "<td>after {}</td></tr>",
+        rows,
+    )
+    return format_html(
+        "<p><code>{}</code> ({}, on failure: {})</p><table>{}</table>",
+        workflow.name,
+        workflow.pk,
+        workflow.on_failure,
+        table,
     )

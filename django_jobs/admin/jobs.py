@@ -68,6 +68,7 @@ class JobAdmin(ReadOnlyAdmin):
             },
         ),
         ("Workers", {"fields": ("worker_display", "worker_ids", "backend")}),
+        ("Workflow", {"fields": ("workflow_display", "limit_key")}),
     )
 
     class Media:
@@ -151,6 +152,10 @@ class JobAdmin(ReadOnlyAdmin):
     def progress_pretty(self, job: Job) -> str:
         return display.pretty_json(job.progress) if job.progress is not None else "–"
 
+    @admin.display(description="workflow")
+    def workflow_display(self, job: Job) -> str:
+        return display.workflow_steps(job)
+
     @admin.display(description="errors")
     def errors_display(self, job: Job) -> str:
         return display.error_list(job.errors)
@@ -190,7 +195,7 @@ class JobAdmin(ReadOnlyAdmin):
             and obj.status in (JobStatus.FAILED, JobStatus.CANCELLED)
             and self.has_retry_permission(request),
             can_cancel=obj is not None
-            and obj.status == JobStatus.READY
+            and obj.status in (JobStatus.READY, JobStatus.BLOCKED)
             and self.has_cancel_permission(request),
         )
         return super().render_change_form(request, context, *args, obj=obj, **kwargs)

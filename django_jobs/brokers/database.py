@@ -20,6 +20,7 @@ from django.db.models.base import ModelState
 
 from ..conf import JobsOptions
 from ..dbsession import relax_commits
+from ..gates import GatedClaims
 
 logger = logging.getLogger(__name__)
 
@@ -27,14 +28,16 @@ NOTIFY_CHANNEL = "django_jobs"
 
 
 @cache
-def _returned_fields() -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """Every Job column (RETURNING them all) and the positions of the JSON ones."""
+def _returned_fields() -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
+    """Every Job column (RETURNING them all), their attribute names, and the positions of
+    the JSON ones."""
     from ..models import Job
 
     fields = Job._meta.concrete_fields
     columns = tuple(f.column for f in fields)
+    attnames = tuple(f.attname for f in fields)
     json_indexes = tuple(n for n, f in enumerate(fields) if isinstance(f, JSONField))
-    return columns, json_indexes
+    return columns, attnames, json_indexes
 
 
 # One round trip: the inner SELECT walks a partial claim index in priority/age order and skips
@@ -55,7 +58,8 @@ RETURNING {columns}
 """
 _READY = """\
 SELECT id{extra} FROM django_jobs_job
-WHERE status = 'READY' AND backend = %(backend)s{queue} AND run_after <= %(now)s
+WHERE status = 'READY' AND limit_key IS NULL AND backend = %(backend)s{queue}
+    AND run_after <= %(now)s
 ORDER BY priority DESC, run_after
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED"""
@@ -75,8 +79,8 @@ LIMIT %(limit)s""".format(  # noqa: S608 (constant SQL, values are parameters)
 #: Given ids, still READY.
 _READY_IDS = """\
 SELECT id FROM django_jobs_job
-WHERE id = ANY(%(ids)s::uuid[]) AND status = 'READY' AND backend = %(backend)s
-    AND run_after <= %(now)s
+WHERE id = ANY(%(ids)s::uuid[]) AND status = 'READY' AND limit_key IS NULL
+    AND backend = %(backend)s AND run_after <= %(now)s
 FOR UPDATE SKIP LOCKED"""
 _SELECTS = {
     "any": _READY_ANY,
@@ -106,6 +110,7 @@ class DatabaseBroker:
         self._closed = threading.Event()
         #: Paused queue names, refreshed by the worker's heartbeat: no query per claim.
         self.paused: frozenset[str] = frozenset()
+        self.gated = GatedClaims(self.database, alias, options.poll_interval)
 
     def publish(self, jobs: Sequence) -> None:
         """Nothing to do: the row is the message (PostgreSQL's trigger notifies on commit)."""
@@ -119,13 +124,27 @@ class DatabaseBroker:
             if not queues:
                 return []
         if connections[self.database].vendor == "postgresql":
-            return self._claim_returning(worker_id, queues, limit, now)
-        return self._claim_two_step(worker_id, queues, limit, now)
+            jobs = self._claim_returning(worker_id, queues, limit, now)
+        else:
+            jobs = self._claim_two_step(worker_id, queues, limit, now)
+        if len(jobs) < limit:  # jobs of tasks with limits: see ``gates``
+            gated = self.gated.claim(
+                worker_id,
+                queues,
+                self.paused,
+                limit - len(jobs),
+                now,
+                self.options.lease,
+                len(jobs),
+            )
+            jobs += gated
+        return jobs
 
     def _ready(self, queues: Sequence[str], now: datetime):
         from ..models import Job
 
         jobs = Job.objects.using(self.database).ready(now).filter(backend=self.alias)
+        jobs = jobs.filter(limit_key__isnull=True)
         if queues:
             jobs = jobs.filter(queue_name__in=queues)
         if self.paused:
@@ -195,7 +214,7 @@ class DatabaseBroker:
 
 def _job_from_row(model, database: str, row):
     """A Job from a RETURNING row, without ``Model.__init__`` (the claim's hot path)."""
-    columns, json_indexes = _returned_fields()
+    _, attnames, json_indexes = _returned_fields()
     values = list(row)
     for index in json_indexes:
         if isinstance(values[index], str):
@@ -204,7 +223,7 @@ def _job_from_row(model, database: str, row):
     job._state = ModelState()
     job._state.adding = False
     job._state.db = database
-    job.__dict__.update(zip(columns, values, strict=True))
+    job.__dict__.update(zip(attnames, values, strict=True))
     return job
 
 
@@ -233,7 +252,10 @@ def claim_ids(database: str, alias: str, ids: Sequence[str], worker_id: str, now
             rows = cursor.fetchall()
         return [_job_from_row(Job, database, row) for row in rows]
     candidates = (
-        Job.objects.using(database).ready(now).filter(backend=alias, pk__in=ids).values("pk")
+        Job.objects.using(database)
+        .ready(now)
+        .filter(backend=alias, pk__in=ids, limit_key__isnull=True)
+        .values("pk")
     )
     return _claim_two_step(database, candidates, worker_id, now, options, None)
 

@@ -19,6 +19,7 @@ from django.db import transaction
 
 from ..conf import JobsOptions
 from ..exceptions import BrokerUnavailable
+from ..gates import GatedClaims
 from .database import claim_ids
 from .redis_store import Entry, Store, epoch_ms
 from .redis_sweep import Sweeper
@@ -44,10 +45,14 @@ class RedisBroker:
         self._listener: threading.Thread | None = None
         #: Paused queue names, refreshed by the worker's heartbeat.
         self.paused: frozenset[str] = frozenset()
+        self.gated = GatedClaims(self.database, alias, options.poll_interval, poll_when_idle=False)
 
     def publish(self, jobs: Sequence) -> None:
-        # A worker may requeue (rescue) jobs of other backends sharing its database.
-        entries = [Entry.of(job) for job in jobs if job.backend == self.alias]
+        # A worker may requeue (rescue) jobs of other backends sharing its database. Gated
+        # jobs (concurrency/rate limits) stay on the database's gated claim path.
+        entries = [
+            Entry.of(job) for job in jobs if job.backend == self.alias and job.limit_key is None
+        ]
         if entries:
             transaction.on_commit(partial(self._push, entries), using=self.database)
 
@@ -67,6 +72,20 @@ class RedisBroker:
         self.paused = frozenset(queues)
 
     def claim(self, worker_id: str, queues: Sequence[str], limit: int, now: datetime) -> list:
+        jobs = self._claim_published(worker_id, queues, limit, now)
+        if len(jobs) < limit:  # gated jobs are never published: claim them from the database
+            jobs += self.gated.claim(
+                worker_id,
+                queues,
+                self.paused,
+                limit - len(jobs),
+                now,
+                self.options.lease,
+                len(jobs),
+            )
+        return jobs
+
+    def _claim_published(self, worker_id, queues, limit: int, now: datetime) -> list:
         try:
             queues = list(queues) or self.store.queues()
         except redis.RedisError as e:
@@ -107,6 +126,7 @@ class RedisBroker:
             logger.warning("could not settle in-flight ids=%s error=%r", len(ids), e)
 
     def sweep(self, now: datetime, every: float | None = None) -> int:
+        self.gated.refresh(now)  # gated jobs are never in Redis: look for them in the database
         try:
             if every and not self.store.take_lock(self.store.keys.sweep_lock, every):
                 return 0

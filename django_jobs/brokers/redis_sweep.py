@@ -35,7 +35,9 @@ class Sweeper:
     def _jobs(self):
         from ..models import Job, JobStatus
 
-        return Job.objects.using(self.database).filter(backend=self.alias, status=JobStatus.READY)
+        # Gated jobs (concurrency/rate limits) are claimed from the database, never published.
+        jobs = Job.objects.using(self.database).filter(backend=self.alias, status=JobStatus.READY)
+        return jobs.filter(limit_key__isnull=True)
 
     def sweep(self, now: datetime) -> int:
         """Run the four steps once; return how many jobs were re-published."""

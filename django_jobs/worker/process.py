@@ -138,6 +138,7 @@ class WorkerProcess:
         self.pool.written(outcomes)
         # Retries are READY again: tell the broker now rather than at its next sweep.
         retried = [o.attempt.job for o in outcomes if o.attempt.outcome == TaskResultStatus.READY]
+        retried += [job for o in outcomes for job in o.attempt.activated]  # workflow steps
         if retried:
             self.broker.publish(retried)
 
