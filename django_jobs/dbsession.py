@@ -1,5 +1,6 @@
 """Per-connection session settings for the worker's own connections."""
 
+import contextlib
 import threading
 
 from django.db import connections
@@ -24,3 +25,19 @@ def relax_commits(database: str) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit TO off")
         setattr(_state, database, raw)
+
+
+_sqlite_writes = threading.Lock()
+
+
+def serialized_writes(database: str):
+    """On SQLite, one writing transaction at a time within this process; elsewhere nothing.
+
+    SQLite has one write lock per database file, and a connection waiting for it sleeps in
+    growing steps (1, 2, 5, 10… ms) however soon it is released: the claim loop and the
+    outcome writer of one worker would spend their time asleep. Taking turns on a Python lock
+    instead hands the lock over at once.
+    """
+    if connections[database].vendor == "sqlite":
+        return _sqlite_writes
+    return contextlib.nullcontext()

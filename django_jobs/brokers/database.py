@@ -19,7 +19,7 @@ from django.db.models import JSONField
 from django.db.models.base import ModelState
 
 from ..conf import JobsOptions
-from ..dbsession import relax_commits
+from ..dbsession import relax_commits, serialized_writes
 from ..gates import GatedClaims
 
 logger = logging.getLogger(__name__)
@@ -263,7 +263,7 @@ def claim_ids(database: str, alias: str, ids: Sequence[str], worker_id: str, now
 def _claim_two_step(database, candidates, worker_id, now, options, limit) -> list:
     from ..models import Job
 
-    with transaction.atomic(using=database):
+    with serialized_writes(database), transaction.atomic(using=database):
         locked = candidates.select_for_update(skip_locked=True).values_list("pk", flat=True)
         ids = list(locked if limit is None else locked[:limit])
         if not ids:

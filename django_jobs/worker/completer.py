@@ -10,7 +10,7 @@ from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 
 from ..completion import record_many
-from ..dbsession import relax_commits
+from ..dbsession import relax_commits, serialized_writes
 from ..execution import Outcome
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,8 @@ class Completer:
             try:
                 if self.relaxed_commits:
                     relax_commits(self.database)
-                record_many(batch, self.database, timezone.now())
+                with serialized_writes(self.database):
+                    record_many(batch, self.database, timezone.now())
                 return
             except (DatabaseError, InterfaceError) as e:
                 connections[self.database].close()
