@@ -41,12 +41,7 @@ def mark_succeeded_many(database: str, outcomes: Sequence[Outcome], now: datetim
     connection = connections[database]
     if connection.vendor == "postgresql":
         return _mark_succeeded_values(connection, outcomes, now)
-    written = set()
-    with transaction.atomic(using=database):
-        for outcome in outcomes:
-            if outcome.attempt.held.mark_succeeded(now, outcome.value):
-                written.add(outcome.attempt.job.pk)
-    return written
+    return _mark_succeeded_case(connection, outcomes, now)
 
 
 def _mark_succeeded_values(connection, outcomes: Sequence[Outcome], now: datetime) -> set:
@@ -68,3 +63,43 @@ def _mark_succeeded_values(connection, outcomes: Sequence[Outcome], now: datetim
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {row[0] for row in cursor.fetchall()}
+
+
+def _mark_succeeded_case(connection, outcomes: Sequence[Outcome], now: datetime) -> set:
+    # SQLite/MySQL: one UPDATE, return values by CASE, each row fenced by (id, attempt) and
+    # the batch's single worker. If fewer rows changed than asked, ask which ones did.
+    by_worker: dict[str, list[Outcome]] = {}
+    for outcome in outcomes:
+        by_worker.setdefault(outcome.attempt.worker_id, []).append(outcome)
+    written = set()
+    for worker_id, batch in by_worker.items():
+        written |= _mark_worker_batch(connection, worker_id, batch, now)
+    return written
+
+
+def _mark_worker_batch(connection, worker_id: str, outcomes: Sequence[Outcome], now) -> set:
+    opts = Job._meta
+    pk_field, value_field = opts.pk, opts.get_field("return_value")
+    finished = opts.get_field("finished_at").get_db_prep_value(now, connection)
+    ids = [pk_field.get_db_prep_value(o.attempt.job.pk, connection) for o in outcomes]
+    cases, case_params, fences, fence_params = [], [], [], []
+    for db_id, outcome in zip(ids, outcomes, strict=True):
+        cases.append("WHEN %s THEN %s")
+        case_params += [db_id, value_field.get_db_prep_save(outcome.value, connection)]
+        fences.append("(id = %s AND attempts = %s)")
+        fence_params += [db_id, outcome.attempt.job.attempts]
+    sql = (
+        f"UPDATE {opts.db_table} SET status = 'SUCCESSFUL', finished_at = %s, "  # noqa: S608
+        f"lease_expires_at = NULL, return_value = CASE id {' '.join(cases)} END "
+        f"WHERE status = 'RUNNING' AND claimed_by = %s AND ({' OR '.join(fences)})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [finished, *case_params, worker_id, *fence_params])
+        changed = cursor.rowcount
+    pks = [o.attempt.job.pk for o in outcomes]
+    if changed == len(outcomes):
+        return set(pks)
+    mine = Job.objects.using(connection.alias).filter(
+        pk__in=pks, status=JobStatus.SUCCESSFUL, claimed_by=worker_id, finished_at=now
+    )
+    return set(mine.values_list("pk", flat=True))

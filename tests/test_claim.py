@@ -18,7 +18,11 @@ from tests import tasks
 #: Queries of one claim that finds jobs, per vendor, pinned so the hot path cannot silently
 #: grow. PostgreSQL: one UPDATE … RETURNING. Elsewhere (inside the test's transaction):
 #: SAVEPOINT, SELECT … FOR UPDATE SKIP LOCKED, UPDATE, RELEASE SAVEPOINT, SELECT claimed rows.
-CLAIM_QUERIES = {"postgresql": 1, "mysql": 5, "sqlite": 5}
+CLAIM_QUERIES = {
+    "postgresql": 1,
+    "mysql": 5,
+    "sqlite": 3,
+}  # SQLite: BEGIN, UPDATE … RETURNING, COMMIT
 
 only_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="PostgreSQL-only claim (UPDATE … SKIP LOCKED)"

@@ -9,6 +9,7 @@ processes; the guarded UPDATE keeps it correct even without that setting.
 
 import json
 import logging
+import sqlite3
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -123,8 +124,11 @@ class DatabaseBroker:
             queues = [queue for queue in queues if queue not in self.paused]
             if not queues:
                 return []
-        if connections[self.database].vendor == "postgresql":
+        connection = connections[self.database]
+        if connection.vendor == "postgresql":
             jobs = self._claim_returning(worker_id, queues, limit, now)
+        elif connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35):
+            jobs = self._claim_sqlite(worker_id, queues, limit, now)
         else:
             jobs = self._claim_two_step(worker_id, queues, limit, now)
         if len(jobs) < limit:  # jobs of tasks with limits: see ``gates``
@@ -180,6 +184,28 @@ class DatabaseBroker:
             rows = cursor.fetchall()
         return [_job_from_row(Job, self.database, row) for row in rows]
 
+    def _claim_sqlite(self, worker_id, queues, limit, now) -> list:
+        """SQLite >= 3.35: one UPDATE … RETURNING inside the IMMEDIATE transaction."""
+        from ..models import Job
+
+        connection = connections[self.database]
+        inner, inner_params = self._ready(queues, now).values("pk")[:limit].query.sql_with_params()
+        columns = ", ".join(_returned_fields()[0])
+        at = connection.ops.adapt_datetimefield_value
+        sql = (
+            f"UPDATE {Job._meta.db_table} SET status = 'RUNNING', "  # noqa: S608
+            "attempts = attempts + 1, claimed_by = %s, lease_expires_at = %s, "
+            "started_at = COALESCE(started_at, %s), last_attempted_at = %s, "
+            "worker_ids = json_insert(worker_ids, '$[#]', %s) "
+            f"WHERE id IN ({inner}) RETURNING {columns}"
+        )
+        params = [worker_id, at(now + self.options.lease), at(now), at(now), worker_id]
+        with serialized_writes(self.database), transaction.atomic(using=self.database):
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [*params, *inner_params])
+                rows = cursor.fetchall()
+        return [_job_from_converted_row(Job, connection, row) for row in rows]
+
     def _claim_two_step(self, worker_id, queues, limit, now) -> list:
         candidates = self._ready(queues, now).values("pk")
         return _claim_two_step(self.database, candidates, worker_id, now, self.options, limit)
@@ -225,6 +251,44 @@ def _job_from_row(model, database: str, row):
     job._state.db = database
     job.__dict__.update(zip(attnames, values, strict=True))
     return job
+
+
+def _job_from_converted_row(model, connection, row):
+    """A Job from a raw row, through the same converters a queryset would apply."""
+    values = [
+        _convert(value, converters, column, connection)
+        for value, (converters, column) in zip(row, _converters(connection), strict=True)
+    ]
+    job = model.__new__(model)
+    job._state = ModelState()
+    job._state.adding = False
+    job._state.db = connection.alias
+    job.__dict__.update(zip(_returned_fields()[1], values, strict=True))
+    return job
+
+
+def _convert(value, converters, column, connection):
+    for converter in converters:
+        value = converter(value, column, connection)
+    return value
+
+
+_CONVERTERS: dict[str, list] = {}
+
+
+def _converters(connection) -> list:
+    if connection.alias not in _CONVERTERS:
+        from django.db.models.expressions import Col
+
+        from ..models import Job
+
+        converters = []
+        for field in Job._meta.concrete_fields:
+            column = Col(Job._meta.db_table, field)
+            found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+            converters.append((found, column))
+        _CONVERTERS[connection.alias] = converters
+    return _CONVERTERS[connection.alias]
 
 
 def claim_ids(database: str, alias: str, ids: Sequence[str], worker_id: str, now, options) -> list:
