@@ -92,6 +92,14 @@ class GatedClaims:
         self.waiting = ready(self.database, self.alias, (), (), now).exists()
         return self.waiting
 
+    def top_up(self, jobs: list, worker_id, queues, paused, limit, now, lease) -> list:
+        """``jobs`` from the ordinary claim, plus gated ones for the slots still free."""
+        if len(jobs) >= limit:
+            return jobs
+        return jobs + self.claim(
+            worker_id, queues, paused, limit - len(jobs), now, lease, len(jobs)
+        )
+
     def claim(self, worker_id, queues, paused, limit, now, lease, found: int) -> list:
         """Claim up to ``limit`` gated jobs, if due (``found``: what the ordinary claim got)."""
         clock = time.monotonic()

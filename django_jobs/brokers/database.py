@@ -131,18 +131,10 @@ class DatabaseBroker:
             jobs = self._claim_sqlite(worker_id, queues, limit, now)
         else:
             jobs = self._claim_two_step(worker_id, queues, limit, now)
-        if len(jobs) < limit:  # jobs of tasks with limits: see ``gates``
-            gated = self.gated.claim(
-                worker_id,
-                queues,
-                self.paused,
-                limit - len(jobs),
-                now,
-                self.options.lease,
-                len(jobs),
-            )
-            jobs += gated
-        return jobs
+        # Jobs of tasks with limits are claimed apart: see ``gates``.
+        return self.gated.top_up(
+            jobs, worker_id, queues, self.paused, limit, now, self.options.lease
+        )
 
     def _ready(self, queues: Sequence[str], now: datetime):
         from ..models import Job

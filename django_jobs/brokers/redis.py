@@ -73,17 +73,10 @@ class RedisBroker:
 
     def claim(self, worker_id: str, queues: Sequence[str], limit: int, now: datetime) -> list:
         jobs = self._claim_published(worker_id, queues, limit, now)
-        if len(jobs) < limit:  # gated jobs are never published: claim them from the database
-            jobs += self.gated.claim(
-                worker_id,
-                queues,
-                self.paused,
-                limit - len(jobs),
-                now,
-                self.options.lease,
-                len(jobs),
-            )
-        return jobs
+        # Gated jobs are never published: they are claimed from the database.
+        return self.gated.top_up(
+            jobs, worker_id, queues, self.paused, limit, now, self.options.lease
+        )
 
     def _claim_published(self, worker_id, queues, limit: int, now: datetime) -> list:
         try:
