@@ -41,6 +41,12 @@ run_env() {
             echo "REDIS_URL=redis://127.0.0.1:6379/3"
             ;;
         compat) echo "DATABASE_URL=sqlite:///$ROOT/var/test-compat.sqlite3" ;;
+        redis-broker)
+            echo "DATABASE_URL=$PG_URL"
+            echo "TEST_DATABASE_NAME=test_testredisbroker"
+            echo "REDIS_URL=redis://127.0.0.1:6379/4"
+            echo 'JOBS_OPTIONS={"broker": "redis", "redis_url": "redis://127.0.0.1:6379/4"}'
+            ;;
         *) die "unknown run $1" ;;
     esac
 }
@@ -55,6 +61,7 @@ run_marker() {
     case "$1" in
         postgresql+redis) echo "redis and not disruptive" ;;
         disruptive) echo "disruptive" ;;
+        redis-broker) echo "processes and not disruptive and not redis" ;;
         compat) echo "not disruptive and not processes and not redis" ;;
         *) echo "not disruptive and not redis" ;;
     esac
@@ -82,7 +89,7 @@ start_run() {
     START[$name]=$SECONDS
     # timeout puts pytest in its own process group and kills the whole group (worker
     # subprocesses included) when the run overruns.
-    env -u DATABASE_URL -u TEST_DATABASE_NAME -u REDIS_URL "${envs[@]}" \
+    env -u DATABASE_URL -u TEST_DATABASE_NAME -u REDIS_URL -u JOBS_OPTIONS "${envs[@]}" \
         timeout --kill-after=30 "$limit" \
         "$(run_python "$name")" -m pytest -p no:cacheprovider -m "$(run_marker "$name")" \
         ${PYTEST_ARGS[@]+"${PYTEST_ARGS[@]}"} >>"$LOGS/$name.log" 2>&1 &
@@ -145,7 +152,7 @@ main() {
     log "ruff check"
     "$ROOT/.venv/bin/ruff" check . || die "ruff check failed (try 'make format')"
 
-    for name in sqlite postgresql mariadb postgresql+redis compat; do
+    for name in sqlite postgresql mariadb postgresql+redis redis-broker compat; do
         selected "$name" && parallel+=("$name")
     done
     if [[ ${#parallel[@]} -gt 0 ]]; then

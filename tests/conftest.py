@@ -17,6 +17,9 @@ import tests.tasks  # noqa: F401  (declares the test tasks in this process too)
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: The options this test run gives every backend (e.g. the Redis broker for "default").
+BASE_OPTIONS = json.loads(os.environ.get("JOBS_OPTIONS") or "{}")
+
 #: Short leases so crash-rescue tests finish in seconds.
 FAST_OPTIONS = {
     "task_modules": ["tests.tasks"],
@@ -114,7 +117,7 @@ def spawn_worker(transactional_db, tmp_path):
         env = {
             **os.environ,
             "DATABASE_URL": database_url or worker_database_url(),
-            "JOBS_OPTIONS": json.dumps({**FAST_OPTIONS, **(options or {})}),
+            "JOBS_OPTIONS": json.dumps({**BASE_OPTIONS, **FAST_OPTIONS, **(options or {})}),
             "JOBS_LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
         }
@@ -217,3 +220,10 @@ def max_overlap(intervals) -> int:
         open_ += step
         most = max(most, open_)
     return most
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that starts real workers is a process test (``-m processes`` selects them)."""
+    for item in items:
+        if "spawn_worker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.processes)

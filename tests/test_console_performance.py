@@ -94,7 +94,9 @@ def test_dashboard_on_a_million_jobs_is_bounded_and_indexed(
 ):
     url = reverse("admin:django_jobs_dashboard_data")
     admin_client.get(url)  # rolls up the last day of counters
-    with django_assert_max_num_queries(15) as captured:
+    # 15 queries, plus up to 5 when a minute boundary passed since the first call and the
+    # newly completed minute is rolled up too (the bound must not depend on the clock).
+    with django_assert_max_num_queries(20) as captured:
         data = admin_client.get(url).json()
     assert data["total"]["estimated"] is True
     assert {q["name"] for q in data["queues"]} == {"default", "mail", "reports"}

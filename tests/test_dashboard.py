@@ -119,7 +119,8 @@ def test_dashboard_data_answers_in_a_bounded_number_of_queries(
         failed_job(i)
         tasks.add.enqueue(i, i)
     admin_client.get(DATA)  # the first call rolls up the day
-    with django_assert_max_num_queries(15):
+    # 15, plus up to 5 if a minute completed in between and is rolled up (clock-independent)
+    with django_assert_max_num_queries(20):
         admin_client.get(DATA)
 
 

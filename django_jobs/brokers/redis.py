@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import partial
 
 import redis
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, transaction
 
 from ..conf import JobsOptions
 from ..exceptions import BrokerUnavailable
@@ -104,11 +104,22 @@ class RedisBroker:
 
     def _claim_rows(self, ids: list[str], worker_id: str, now: datetime) -> list:
 
-        # If this raises, the ids stay in flight and the sweeper reclaims them after the lease.
-        jobs = claim_ids(self.database, self.alias, ids, worker_id, now, self.options)
+        try:
+            jobs = claim_ids(self.database, self.alias, ids, worker_id, now, self.options)
+        except (DatabaseError, InterfaceError):
+            # The rows were not claimed: let the next sweep put the ids back at once, instead
+            # of after the lease (the sweep needs the database, which is what just failed).
+            self._expire(ids)
+            raise
         self._settle(ids, len(jobs))
         order = {job_id: n for n, job_id in enumerate(ids)}
         return sorted(jobs, key=lambda job: order[str(job.pk)])
+
+    def _expire(self, ids: list[str]) -> None:
+        try:
+            self.store.expire(ids)
+        except redis.RedisError as e:
+            logger.warning("could not release in-flight ids=%s error=%r", len(ids), e)
 
     def _settle(self, ids: list[str], claimed: int) -> None:
         if claimed < len(ids):

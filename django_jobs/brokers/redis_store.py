@@ -155,6 +155,12 @@ class Store:
         if ids:
             self.redis.zrem(self.keys.inflight, *ids)
 
+    def expire(self, ids: Iterable[str]) -> None:
+        """End the in-flight lease of ``ids`` now: the next sweep hands them out again."""
+        ids = list(ids)
+        if ids:
+            self.redis.zadd(self.keys.inflight, dict.fromkeys(ids, 0), xx=True)
+
     # --- reconciling ----------------------------------------------------------------------
     def restore(self, entries: Sequence[Entry], now_ms: int, mode: str = "missing") -> int:
         """Run sweep.lua over ``entries`` (``queue`` "" means: drop from in-flight only)."""
