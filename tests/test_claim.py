@@ -193,14 +193,32 @@ def test_concurrent_claimers_take_every_job_exactly_once(transactional_db):
 
 
 def test_claim_query_count_is_pinned(db, django_assert_num_queries):
-    # Given ready jobs
-    for i in range(3):
+    # Given a busy worker (its last claim found jobs) and more ready jobs
+    for i in range(4):
         enqueue(tasks.add, i, i)
     relax_commits("default")  # a session setting, made once per connection
-    # When a worker claims them, then it takes a fixed number of queries
+    assert len(claim(limit=1)) == 1
+    # When it claims them, then it takes a fixed number of queries
     with django_assert_num_queries(CLAIM_QUERIES[connection.vendor]):
         jobs = claim(limit=3)
     assert len(jobs) == 3
+
+
+def test_an_idle_sqlite_worker_polls_with_reads_and_no_write_lock(
+    db, django_assert_max_num_queries
+):
+    if connection.vendor != "sqlite":
+        pytest.skip("the read-before-write poll is SQLite's (one write lock per database)")
+    # Given an idle worker (its last claim found nothing)
+    assert claim(limit=3) == []
+    # When it polls again with nothing ready, then it only reads (the ready jobs, and the
+    # gated ones at most once per poll interval): no BEGIN IMMEDIATE, no UPDATE
+    with django_assert_max_num_queries(2) as captured:
+        assert claim(limit=3) == []
+    assert all(q["sql"].startswith("SELECT") for q in captured.captured_queries)
+    # And once a job is ready, the next poll claims it
+    enqueue(tasks.add, 1, 1)
+    assert len(claim(limit=3)) == 1
 
 
 @only_postgresql

@@ -111,7 +111,11 @@ class DatabaseBroker:
         self._closed = threading.Event()
         #: Paused queue names, refreshed by the worker's heartbeat: no query per claim.
         self.paused: frozenset[str] = frozenset()
-        self.gated = GatedClaims(self.database, alias, options.poll_interval)
+        vendor = connections[self.database].vendor
+        #: How long the worker may sleep when no NOTIFY wakes it.
+        self.poll_interval = options.poll_interval_for(vendor, pushed=False)
+        self.gated = GatedClaims(self.database, alias, self.poll_interval)
+        self._idle = False
 
     def publish(self, jobs: Sequence) -> None:
         """Nothing to do: the row is the message (PostgreSQL's trigger notifies on commit)."""
@@ -128,7 +132,12 @@ class DatabaseBroker:
         if connection.vendor == "postgresql":
             jobs = self._claim_returning(worker_id, queues, limit, now)
         elif connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35):
-            jobs = self._claim_sqlite(worker_id, queues, limit, now)
+            # An idle SQLite worker looks before it takes the database's one write lock.
+            if self._idle and not self._ready(queues, now).exists():
+                jobs = []
+            else:
+                jobs = self._claim_sqlite(worker_id, queues, limit, now)
+            self._idle = not jobs
         else:
             jobs = self._claim_two_step(worker_id, queues, limit, now)
         # Jobs of tasks with limits are claimed apart: see ``gates``.

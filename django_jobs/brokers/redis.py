@@ -45,7 +45,9 @@ class RedisBroker:
         self._listener: threading.Thread | None = None
         #: Paused queue names, refreshed by the worker's heartbeat.
         self.paused: frozenset[str] = frozenset()
-        self.gated = GatedClaims(self.database, alias, options.poll_interval, poll_when_idle=False)
+        #: A safety net only: workers are woken by a blocking pop.
+        self.poll_interval = options.poll_interval_for("redis", pushed=True)
+        self.gated = GatedClaims(self.database, alias, self.poll_interval, poll_when_idle=False)
 
     def publish(self, jobs: Sequence) -> None:
         # A worker may requeue (rescue) jobs of other backends sharing its database. Gated

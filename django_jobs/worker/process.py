@@ -103,7 +103,7 @@ class WorkerProcess:
                 if self.burst and claimed == 0 and self.pool.idle():
                     break
                 if claimed < free or free == 0:
-                    self.wake.wait(self.options.poll_interval)
+                    self.wake.wait(self.broker.poll_interval)
                 if self.parent_pid and os.getppid() != self.parent_pid:
                     logger.warning("supervisor gone, stopping worker=%s", self.worker_id)
                     self.stop()
