@@ -50,6 +50,20 @@ def worker_database_url() -> str:
     return urlunsplit(url._replace(path="/" + settings["NAME"]))
 
 
+def process_env(options: dict | None = None, database_url: str = "", **extra: str) -> dict:
+    """The environment of a real worker or beat process on the test database."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url or worker_database_url(),
+        "JOBS_OPTIONS": json.dumps({**BASE_OPTIONS, **FAST_OPTIONS, **(options or {})}),
+        "JOBS_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+    env.pop("TEST_DATABASE_NAME", None)
+    return env
+
+
 class WorkerHandle:
     """A real ``manage.py runworker`` process (its own session, so it can be killed whole)."""
 
@@ -114,14 +128,7 @@ def spawn_worker(transactional_db, tmp_path):
     handles: list[WorkerHandle] = []
 
     def spawn(*args: str, options: dict | None = None, database_url: str = "") -> WorkerHandle:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url or worker_database_url(),
-            "JOBS_OPTIONS": json.dumps({**BASE_OPTIONS, **FAST_OPTIONS, **(options or {})}),
-            "JOBS_LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-        }
-        env.pop("TEST_DATABASE_NAME", None)
+        env = process_env(options, database_url)
         handle = WorkerHandle(args, env, tmp_path / f"worker-{len(handles)}.log")
         handles.append(handle)
         return handle

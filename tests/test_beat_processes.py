@@ -12,7 +12,7 @@ import pytest
 
 from django_jobs.models import Job, Schedule, ScheduleFire
 from tests import conftest
-from tests.conftest import FAST_OPTIONS, ROOT, wait_for
+from tests.conftest import ROOT, wait_for
 
 pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
 
@@ -49,15 +49,7 @@ def manage(tmp_path):
     commands: list[Command] = []
 
     def start(*args: str, schedules: dict | None = None) -> Command:
-        env = {
-            **os.environ,
-            "DATABASE_URL": conftest.worker_database_url(),
-            "JOBS_OPTIONS": json.dumps(FAST_OPTIONS),
-            "JOBS_SCHEDULES": json.dumps(schedules or {}),
-            "JOBS_LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-        }
-        env.pop("TEST_DATABASE_NAME", None)
+        env = conftest.process_env(JOBS_SCHEDULES=json.dumps(schedules or {}))
         command = Command(args, env, tmp_path / f"{args[0]}-{len(commands)}.log")
         commands.append(command)
         return command
