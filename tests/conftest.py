@@ -64,14 +64,14 @@ def process_env(options: dict | None = None, database_url: str = "", **extra: st
     return env
 
 
-class WorkerHandle:
-    """A real ``manage.py runworker`` process (its own session, so it can be killed whole)."""
+class ManageProcess:
+    """A real ``manage.py <args>`` process (its own session, so it can be killed whole)."""
 
     def __init__(self, args, env, log: Path):
         self.log_path = log
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "runworker", *args],
+            [sys.executable, str(ROOT / "manage.py"), *args],
             cwd=ROOT,
             env=env,
             stdout=self._log,
@@ -84,7 +84,7 @@ class WorkerHandle:
         return self.proc.pid
 
     def children(self) -> list[int]:
-        """Pids of the worker processes the supervisor forked."""
+        """Pids of the processes it forked (a supervisor's workers and beat)."""
         path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
         try:
             return [int(p) for p in path.read_text().split()]
@@ -120,6 +120,13 @@ class WorkerHandle:
                     pass
             self.proc.wait(10)
         self._log.close()
+
+
+class WorkerHandle(ManageProcess):
+    """A real ``manage.py runworker`` process."""
+
+    def __init__(self, args, env, log: Path):
+        super().__init__(["runworker", *args], env, log)
 
 
 @pytest.fixture

@@ -1,56 +1,26 @@
 """Real ``runbeat`` and ``runworker --beat`` processes on the test database."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from django_jobs.models import Job, Schedule, ScheduleFire
 from tests import conftest
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ManageProcess, wait_for
 
 pytestmark = [pytest.mark.processes, pytest.mark.django_db(transaction=True)]
-
-
-class Command:
-    """A real ``manage.py`` process in its own session, killed with its children at teardown."""
-
-    def __init__(self, args, env, log: Path):
-        self.log_path = log
-        self._log = log.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), *args],
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        self._log.close()
 
 
 @pytest.fixture
 def manage(tmp_path):
     """Start ``manage.py <args>`` on the test database, with no code-declared schedules."""
-    commands: list[Command] = []
+    commands: list[ManageProcess] = []
 
-    def start(*args: str, schedules: dict | None = None) -> Command:
+    def start(*args: str, schedules: dict | None = None) -> ManageProcess:
         env = conftest.process_env(JOBS_SCHEDULES=json.dumps(schedules or {}))
-        command = Command(args, env, tmp_path / f"{args[0]}-{len(commands)}.log")
+        command = ManageProcess(args, env, tmp_path / f"{args[0]}-{len(commands)}.log")
         commands.append(command)
         return command
 
