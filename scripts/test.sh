@@ -8,6 +8,8 @@
 # and Redis tests), disruptive (PostgreSQL; selected when
 # TEST_ONLY is empty or names "disruptive" or "postgresql"). Logs: var/test-logs/<run>.log.
 # TEST_RUN_TIMEOUT (s, default 600) bounds each parallel run; TEST_DISRUPTIVE_TIMEOUT (default 240).
+# TEST_DB_SUFFIX (default empty) is appended to every test database name and REDIS_DB_BASE
+# (default 3) numbers the Redis databases, so two checkouts can run their suites side by side.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -18,9 +20,11 @@ if [[ -n "${CI+x}" ]]; then export CI; fi
 
 PY="$ROOT/.venv/bin/python"
 LOGS="$ROOT/var/test-logs"
+SUFFIX="${TEST_DB_SUFFIX:-}"
+REDIS_DB="${REDIS_DB_BASE:-3}"
 PG_URL="postgres://postgres@127.0.0.1:5432/test"
 MARIADB_URL="mysql://root@127.0.0.1:3306/test"
-SQLITE_URL="sqlite:///$ROOT/var/test-main.sqlite3"
+SQLITE_URL="sqlite:///$ROOT/var/test-main$SUFFIX.sqlite3"
 PYTEST_ARGS=("$@")
 
 # run_env NAME: print the environment (one VAR=value a line) of the pytest run NAME.
@@ -29,23 +33,23 @@ run_env() {
         sqlite) echo "DATABASE_URL=$SQLITE_URL" ;;
         postgresql | disruptive)
             echo "DATABASE_URL=$PG_URL"
-            echo "TEST_DATABASE_NAME=test_test"
+            echo "TEST_DATABASE_NAME=test_test$SUFFIX"
             ;;
         mariadb)
             echo "DATABASE_URL=$MARIADB_URL"
-            echo "TEST_DATABASE_NAME=test_test"
+            echo "TEST_DATABASE_NAME=test_test$SUFFIX"
             ;;
         postgresql+redis)
             echo "DATABASE_URL=$PG_URL"
-            echo "TEST_DATABASE_NAME=test_testredis"
-            echo "REDIS_URL=redis://127.0.0.1:6379/3"
+            echo "TEST_DATABASE_NAME=test_testredis$SUFFIX"
+            echo "REDIS_URL=redis://127.0.0.1:6379/$REDIS_DB"
             ;;
-        compat) echo "DATABASE_URL=sqlite:///$ROOT/var/test-compat.sqlite3" ;;
+        compat) echo "DATABASE_URL=sqlite:///$ROOT/var/test-compat$SUFFIX.sqlite3" ;;
         redis-broker)
             echo "DATABASE_URL=$PG_URL"
-            echo "TEST_DATABASE_NAME=test_testredisbroker"
-            echo "REDIS_URL=redis://127.0.0.1:6379/4"
-            echo 'JOBS_OPTIONS={"broker": "redis", "redis_url": "redis://127.0.0.1:6379/4"}'
+            echo "TEST_DATABASE_NAME=test_testredisbroker$SUFFIX"
+            echo "REDIS_URL=redis://127.0.0.1:6379/$((REDIS_DB + 1))"
+            echo "JOBS_OPTIONS={\"broker\": \"redis\", \"redis_url\": \"redis://127.0.0.1:6379/$((REDIS_DB + 1))\"}"
             ;;
         *) die "unknown run $1" ;;
     esac
