@@ -5,8 +5,8 @@
 #   TEST_ONLY=sqlite,postgresql bash scripts/test.sh -k claim
 # Runs: sqlite, postgresql, mariadb, postgresql+redis (only the tests marked redis, which
 # fail there if Redis is down), compat (Django 6.0 on Python 3.12, SQLite, without the process
-# and Redis tests), disruptive (PostgreSQL; selected when
-# TEST_ONLY is empty or names "disruptive" or "postgresql"). Logs: var/test-logs/<run>.log.
+# and Redis tests), disruptive (PostgreSQL; selected when TEST_ONLY is empty or names it: it
+# restarts the shared PostgreSQL). Logs: var/test-logs/<run>.log.
 # TEST_RUN_TIMEOUT (s, default 600) bounds each parallel run; TEST_DISRUPTIVE_TIMEOUT (default 240).
 # TEST_DB_SUFFIX (default empty) is appended to every test database name and REDIS_DB_BASE
 # (default 3) numbers the Redis databases, so two checkouts can run their suites side by side.
@@ -77,8 +77,7 @@ run_tolerates_empty() { [[ "$1" == "postgresql+redis" || "$1" == "disruptive" ]]
 selected() {
     local name="$1"
     [[ -z "${TEST_ONLY:-}" ]] && return 0
-    [[ ",${TEST_ONLY// /}," == *",$name,"* ]] && return 0
-    [[ "$name" == disruptive && ",${TEST_ONLY// /}," == *",postgresql,"* ]]
+    [[ ",${TEST_ONLY// /}," == *",$name,"* ]]
 }
 
 # start_run NAME TIMEOUT: start pytest for NAME in the background; record its pid.
