@@ -74,6 +74,20 @@ def test_queue_flag_serves_only_that_queue(spawn_worker):
     assert Worker.objects.get().queues == ["a"]
 
 
+def test_several_queue_flags_serve_each_of_them(spawn_worker):
+    # Given jobs in queues a, b and c
+    in_a = [tasks.add.using(queue_name="a").enqueue(i, 1) for i in range(2)]
+    in_b = [tasks.add.using(queue_name="b").enqueue(i, 2) for i in range(2)]
+    in_c = tasks.add.using(queue_name="c").enqueue(3, 3)
+    # When a burst worker serves queues a and b (the several-queues claim statement)
+    worker = spawn_worker("--burst", "--queue", "a", "--queue", "b")
+    # Then it exits 0, the jobs of a and b ran and the job in c still waits
+    assert worker.wait(60) == 0, worker.output()
+    assert {job_of(r).status for r in in_a + in_b} == {JobStatus.SUCCESSFUL}
+    assert job_of(in_c).status == JobStatus.READY
+    assert "Traceback" not in worker.output()
+
+
 def test_concurrency_runs_jobs_at_the_same_time(spawn_worker):
     # Given four sleeping jobs
     results = [tasks.sleep.enqueue(1.5) for _ in range(4)]

@@ -71,7 +71,7 @@ _READY_ANY_UNPAUSED = _READY.format(extra="", queue=" AND queue_name <> ALL(%(pa
 #: One queue: index django_jobs_job_claim, equality on the queue.
 _READY_ONE = _READY.format(extra="", queue=" AND queue_name = %(queue)s")
 #: Several queues: the head of each queue's index, merged.
-_READY_MANY = """\\
+_READY_MANY = """\
 SELECT head.id FROM unnest(%(queues)s::text[]) AS queue(name), LATERAL ({per_queue}) AS head
 ORDER BY head.priority DESC, head.run_after
 LIMIT %(limit)s""".format(  # noqa: S608 (constant SQL, values are parameters)
