@@ -8,6 +8,7 @@ from django.db import transaction
 
 from . import workflows
 from .exceptions import WorkerLost
+from .expressions import DatabaseNow
 from .models import Job, JobStatus, Worker, error_entry
 
 logger = logging.getLogger(__name__)
@@ -20,13 +21,13 @@ def renew(database: str, worker_id: str, now: datetime, lease: timedelta, job_id
 
     Only ``job_ids`` (what the worker's threads really run) are renewed: a job whose outcome
     could not be written is left to expire and be rescued. Returns False when the worker's
-    row is gone (pruned): it is no longer registered.
+    row is gone (pruned): it is no longer registered. The heartbeat and the new deadlines
+    are the database's time: ``now`` (this host's) is not used, whatever the host's clock.
     """
-    registered = Worker.objects.using(database).filter(pk=worker_id).update(last_heartbeat_at=now)
+    worker = Worker.objects.using(database).filter(pk=worker_id)
+    registered = worker.update(last_heartbeat_at=DatabaseNow())
     if job_ids:
-        Job.objects.using(database).held_by(worker_id).filter(pk__in=job_ids).renew_leases(
-            now, lease
-        )
+        Job.objects.using(database).held_by(worker_id).filter(pk__in=job_ids).renew_leases(lease)
     if not registered:
         logger.warning("worker row missing, not registered worker=%s", worker_id)
     return bool(registered)
@@ -51,33 +52,35 @@ def rescue_expired(
 
     Safe when many workers do it at once: each row's update is fenced by its attempt and
     expired lease, so exactly one rescuer wins. ``requeued`` is handed the (unsaved) jobs put
-    back in the queue, for the broker to publish.
+    back in the queue, for the broker to publish. Whether a lease ran out is decided by the
+    database's clock, and the rescue is dated by it too; ``now`` (this host's) is not used.
     """
     jobs = Job.objects.using(database)
     fields = (
         "pk", "attempts", "max_attempts", "claimed_by", "backend", "queue_name", "priority",
-        "cancel_requested_at", "workflow_id",
+        "cancel_requested_at", "workflow_id", "db_now",
     )  # fmt: skip
-    expired = list(jobs.expired(now).values_list(*fields)[:limit])
+    expired = jobs.expired().annotate(db_now=DatabaseNow()).values_list(*fields)[:limit]
     rescued = 0
     back = []
-    for row in expired:
-        pk, attempts, max_attempts, worker_id, backend, queue_name, priority, cancel, flow = row
+    for row in list(expired):
+        pk, attempts, max_attempts, worker_id, backend, queue_name, priority, cancel, flow = row[:9]
+        db_now = row[9]  # the rescue's time, by the database's clock
         error = error_entry(
             LOST,
             f"{LOST}: worker {worker_id} stopped heartbeating; lease expired.\n",
             attempts,
             worker_id or "",
         )
-        fenced = jobs.expired(now).filter(pk=pk, attempts=attempts)
+        fenced = jobs.expired().filter(pk=pk, attempts=attempts)
         requeue = cancel is None and attempts < max_attempts
         with transaction.atomic(using=database):
             if cancel is not None:
-                done = fenced.mark_cancelled(now, error)
+                done = fenced.mark_cancelled(db_now, error)
             elif not requeue:
-                done = fenced.mark_failed(now, error)
+                done = fenced.mark_failed(db_now, error)
             else:
-                done = fenced.retry_later(now, error)
+                done = fenced.retry_later(db_now, error)
             if done and flow and not requeue:  # a workflow step ended: advance its workflow
                 status = JobStatus.CANCELLED if cancel is not None else JobStatus.FAILED
                 back += workflows.ended(database, [(Job(pk=pk), status)])
@@ -90,7 +93,7 @@ def rescue_expired(
                         backend=backend,
                         queue_name=queue_name,
                         priority=priority,
-                        run_after=now,
+                        run_after=db_now,
                     )
                 )
             logger.warning(

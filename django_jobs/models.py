@@ -12,7 +12,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Now
 from django.tasks import TaskResultStatus
 
-from .expressions import AppendJSON
+from .expressions import AppendJSON, DatabaseNow, lease_deadline
 from .indexes import PartialIndex
 
 
@@ -60,12 +60,15 @@ def cancelled_entry(text: str) -> dict:
 
 
 def claim_values(worker_id: str, now: datetime, lease: timedelta) -> dict:
-    """The columns a claim sets (shared by the ORM claim and PostgreSQL's one-statement claim)."""
+    """The columns a claim sets (shared by the ORM claim and PostgreSQL's one-statement claim).
+
+    The lease runs out by the database's clock; ``now`` (the worker's) only dates the attempt.
+    """
     return {
         "status": JobStatus.RUNNING,
         "attempts": F("attempts") + 1,
         "claimed_by": worker_id,
-        "lease_expires_at": now + lease,
+        "lease_expires_at": lease_deadline(lease),
         "started_at": Coalesce("started_at", Value(now)),
         "last_attempted_at": now,
         "worker_ids": AppendJSON("worker_ids", worker_id),
@@ -83,9 +86,9 @@ class JobQuerySet(models.QuerySet):
     def finished(self):
         return self.filter(status__in=FINISHED)
 
-    def expired(self, now: datetime):
-        """Running jobs whose lease ran out: their worker is gone."""
-        return self.filter(status=JobStatus.RUNNING, lease_expires_at__lt=now)
+    def expired(self):
+        """Running jobs whose lease ran out (by the database's clock): their worker is gone."""
+        return self.filter(status=JobStatus.RUNNING, lease_expires_at__lt=DatabaseNow())
 
     def held_by(self, worker_id: str, attempt: int | None = None):
         """The job rows a worker still owns (the completion fence)."""
@@ -152,8 +155,9 @@ class JobQuerySet(models.QuerySet):
         )
         return running.update(status=JobStatus.READY, claimed_by=None, lease_expires_at=None)
 
-    def renew_leases(self, now: datetime, lease: timedelta) -> int:
-        return self.update(lease_expires_at=now + lease)
+    def renew_leases(self, lease: timedelta) -> int:
+        """Push the leases back to ``lease`` from now, by the database's clock."""
+        return self.update(lease_expires_at=lease_deadline(lease))
 
     def cancel(self, now: datetime) -> int:
         """Cancel jobs that have not started (see ``request_cancel`` for running ones)."""

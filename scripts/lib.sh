@@ -59,7 +59,7 @@ apt_install() {
 # ensure_venv: make $ROOT/.venv (Python >= 3.12) and install '.[dev]' when pyproject.toml changed.
 ensure_venv() {
     local venv="$ROOT/.venv" py stamp want out
-    apt_install libmariadb-dev pkg-config chromium
+    apt_install libmariadb-dev pkg-config chromium faketime
     if ! [[ -x "$venv/bin/python" ]] || ! _py_ok "$venv/bin/python" >/dev/null; then
         py="$(find_python)"
         log "creating .venv with $py"

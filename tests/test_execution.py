@@ -269,13 +269,14 @@ def test_renew_extends_only_listed_jobs_of_that_worker(transactional_db):
         tasks.add.enqueue(i, i)
     renewed, not_listed = claim(worker_id), claim(worker_id)
     foreign = claim("worker-b")
-    # When it renews the leases of its first job and of the foreign one
-    later = timezone.now() + timedelta(minutes=5)
-    lease = backend().jobs_options.lease
-    registered = leases.renew(database, worker_id, later, lease, [renewed.pk, foreign.pk])
+    registered_at = Worker.objects.get(pk=worker_id).last_heartbeat_at
+    # When it renews the leases of its first job and of the foreign one, for an hour
+    lease = timedelta(hours=1)
+    registered = leases.renew(database, worker_id, timezone.now(), lease, [renewed.pk, foreign.pk])
     # Then only its own listed job got a new lease, and its heartbeat is recorded
     assert registered is True
-    assert Job.objects.get(pk=renewed.pk).lease_expires_at == later + lease
+    new_lease = Job.objects.get(pk=renewed.pk).lease_expires_at
+    assert new_lease > renewed.lease_expires_at + timedelta(minutes=50)
     for other in (not_listed, foreign):
         assert Job.objects.get(pk=other.pk).lease_expires_at == other.lease_expires_at
-    assert Worker.objects.get(pk=worker_id).last_heartbeat_at == later
+    assert Worker.objects.get(pk=worker_id).last_heartbeat_at >= registered_at

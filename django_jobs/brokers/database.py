@@ -45,12 +45,13 @@ def _returned_fields() -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...
 # rows other workers hold locked, so concurrent claimers never wait on or share a row; the
 # UPDATE makes the claim an attempt. The SELECT comes in three shapes so that it always follows
 # an index order instead of sorting every ready row (which costs ~25 ms at 40k ready jobs).
+# The lease runs out by the database's clock (STATEMENT_TIMESTAMP), never a worker host's.
 _CLAIM = """\
 UPDATE django_jobs_job SET
     status = 'RUNNING',
     attempts = attempts + 1,
     claimed_by = %(worker)s,
-    lease_expires_at = %(lease)s,
+    lease_expires_at = STATEMENT_TIMESTAMP() + %(lease)s,
     started_at = COALESCE(started_at, %(now)s),
     last_attempted_at = %(now)s,
     worker_ids = worker_ids || jsonb_build_array(%(worker_json)s::jsonb)
@@ -167,7 +168,7 @@ class DatabaseBroker:
             "worker": worker_id,
             "worker_json": json.dumps(worker_id),
             "now": now,
-            "lease": now + self.options.lease,
+            "lease": self.options.lease,
             "backend": self.alias,
             "queues": list(queues),
             "queue": queues[0] if queues else None,
@@ -195,12 +196,15 @@ class DatabaseBroker:
         at = connection.ops.adapt_datetimefield_value
         sql = (
             f"UPDATE {Job._meta.db_table} SET status = 'RUNNING', "  # noqa: S608
-            "attempts = attempts + 1, claimed_by = %s, lease_expires_at = %s, "
+            "attempts = attempts + 1, claimed_by = %s, "
+            "lease_expires_at = STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'now', %s), "
             "started_at = COALESCE(started_at, %s), last_attempted_at = %s, "
             "worker_ids = json_insert(worker_ids, '$[#]', %s) "
             f"WHERE id IN ({inner}) RETURNING {columns}"
         )
-        params = [worker_id, at(now + self.options.lease), at(now), at(now), worker_id]
+        # The lease runs out by SQLite's clock (this host's, as for every worker on the file).
+        lease = f"+{self.options.lease_seconds} seconds"
+        params = [worker_id, lease, at(now), at(now), worker_id]
         with serialized_writes(self.database), transaction.atomic(using=self.database):
             with connection.cursor() as cursor:
                 cursor.execute(sql, [*params, *inner_params])
@@ -308,7 +312,7 @@ def claim_ids(database: str, alias: str, ids: Sequence[str], worker_id: str, now
             "worker": worker_id,
             "worker_json": json.dumps(worker_id),
             "now": now,
-            "lease": now + options.lease,
+            "lease": options.lease,
             "backend": alias,
             "ids": list(ids),
         }
