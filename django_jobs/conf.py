@@ -30,9 +30,10 @@ class JobsOptions:
     #: Default grace period for running jobs on SIGTERM/SIGINT.
     shutdown_timeout: float = 30.0
     default_max_attempts: int = 1
-    #: PostgreSQL: workers commit claims and outcomes without waiting for the WAL flush
-    #: (a commit lost in a crash means a job runs again, never that it is lost).
-    relaxed_commits: bool = True
+    #: PostgreSQL: workers commit claims without waiting for the WAL flush. Faster, but a
+    #: claim lost in a database crash lets a job run again while its worker still runs it.
+    #: Outcomes are always committed durably (docs/reliability.md).
+    relaxed_commits: bool = False
     #: Extra modules holding tasks, besides every installed app's ``tasks`` module.
     task_modules: tuple[str, ...] = ()
 

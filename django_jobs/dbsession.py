@@ -11,10 +11,11 @@ _state = threading.local()
 def relax_commits(database: str) -> None:
     """Let this thread's PostgreSQL connection commit without waiting for the WAL flush.
 
-    Used only on the worker's bookkeeping connections (claims, outcomes, heartbeats). Losing
-    such a commit in a database crash is safe: a lost claim leaves the job READY, a lost
-    outcome leaves it RUNNING until its lease runs out and it is rescued (at-least-once).
-    A task's own queries use other connections and keep the server's setting.
+    Used only for claims, and only with ``relaxed_commits`` (off by default). A claim lost in
+    a database crash leaves the job READY, so it can be claimed and run again while its
+    first worker still runs it. Outcomes are never written this way: a lost outcome would
+    turn a job that ran into a rescued failure. A task's own queries use other connections
+    and keep the server's setting.
     """
     connection = connections[database]
     if connection.vendor != "postgresql":

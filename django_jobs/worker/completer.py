@@ -10,7 +10,7 @@ from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 
 from ..completion import record_many
-from ..dbsession import relax_commits, serialized_writes
+from ..dbsession import serialized_writes
 from ..execution import Outcome
 
 logger = logging.getLogger(__name__)
@@ -26,10 +26,8 @@ class Completer:
         database: str,
         on_written: Callable[[list[Outcome]], None],
         give_up: float,
-        relaxed_commits: bool = True,
     ):
         self.database = database
-        self.relaxed_commits = relaxed_commits
         self.on_written = on_written
         self.give_up = give_up
         self.queue: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
@@ -70,13 +68,15 @@ class Completer:
         connections[self.database].close()
 
     def _write(self, batch: list[Outcome]) -> None:
-        """Write a batch, riding out database trouble; after ``give_up`` s leases are gone."""
+        """Write a batch, riding out database trouble; after ``give_up`` s leases are gone.
+
+        Always a durable commit (never ``relaxed_commits``): an outcome lost in a database
+        crash would leave a job that ran to be rescued as failed (or run again).
+        """
         deadline = time.monotonic() + self.give_up
         delay = 0.2
         while True:
             try:
-                if self.relaxed_commits:
-                    relax_commits(self.database)
                 with serialized_writes(self.database):
                     record_many(batch, self.database, timezone.now())
                 return

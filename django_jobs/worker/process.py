@@ -59,7 +59,6 @@ class WorkerProcess:
             self.database,
             on_written=self._written,
             give_up=max(self.options.lease_seconds - self.options.heartbeat_interval, 1.0),
-            relaxed_commits=self.options.relaxed_commits,
         )
         self.pool = Pool(concurrency, on_done=self.wake.set, on_outcome=self.completer.put)
         self.worker_id = ""

@@ -138,28 +138,36 @@ class Figures:
     twice_after_expiry: int
     wall_seconds: float
 
+    @classmethod
+    def of(cls, scenario: str, ids, faults: int, result: ledger.Tally, started: float):
+        return cls(
+            scenario,
+            len(ids),
+            faults,
+            len(result.lost),
+            len(result.twice_while_alive),
+            len(result.twice_after_expiry),
+            round(time.monotonic() - started, 1),
+        )
 
-def count(scenario: str, path: Path, expected: dict, fleet: Fleet, faults: int, started: float):
-    """Tally the ledger against ``expected`` (job id -> status it must end in); record and
-    return the figures and the tally."""
-    statuses = dict(Job.objects.filter(pk__in=list(expected)).values_list("pk", "status"))
-    done = {str(pk) for pk, status in statuses.items() if status == expected[str(pk)]}
-    result = ledger.tally(ledger.read(path), done, fleet.gone)
-    figures = Figures(
-        scenario,
-        len(expected),
-        faults,
-        len(result.lost),
-        len(result.twice_while_alive),
-        len(result.twice_after_expiry),
-        round(time.monotonic() - started, 1),
-    )
+
+def record(figures: Figures) -> Figures:
+    """Append the figures to FAULTS_REPORT (``scripts/faults.sh`` prints them as a table)."""
     report = os.environ.get("FAULTS_REPORT")
     if report:
         with Path(report).open("a") as f:
             f.write(json.dumps(asdict(figures)) + "\n")
     print(figures)  # noqa: T201 (shown with -s, and in the log of a failed run)
-    return figures, result
+    return figures
+
+
+def count(scenario: str, path: Path, expected: dict, fleet: Fleet, faults: int, started: float):
+    """Tally the ledger against ``expected`` (job id -> the status it must end in); record
+    the figures; return them and the tally."""
+    rows = Job.objects.filter(pk__in=list(expected)).values_list("pk", "status")
+    done = {str(pk) for pk, status in rows if status == expected[str(pk)]}
+    result = ledger.tally(ledger.read(path), done, fleet.gone)
+    return record(Figures.of(scenario, expected, faults, result, started)), result
 
 
 def stop_gracefully(fleet: Fleet, handle: ManageProcess, timeout: float = 60) -> int:

@@ -40,7 +40,7 @@ def read(path: Path) -> list[Execution]:
             entry = json.loads(line)
         except json.JSONDecodeError:
             continue
-        key = (entry["job"], entry["attempt"], entry["pid"])
+        key = entry["run"]
         if entry["event"] == "start":
             started[key] = Execution(entry["job"], entry["attempt"], entry["pid"], entry["at"])
         elif entry["event"] in ("end", "fail") and key in started:

@@ -3,6 +3,7 @@
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 
 from django_jobs import task
@@ -14,9 +15,10 @@ def _write(path: str, entry: dict) -> None:
         f.write(json.dumps(entry) + "\n")
 
 
-def _entry(context, event: str) -> dict:
+def _entry(context, event: str, run: str) -> dict:
     return {
         "event": event,
+        "run": run,  # one execution's start and end share it
         "job": context.job_id,
         "attempt": context.attempt,
         "pid": os.getpid(),
@@ -29,28 +31,31 @@ def _entry(context, event: str) -> dict:
 @task(takes_context=True)
 def counted(context, ledger: str, seconds: float = 0.0):
     """Record the start and the end of this execution; sleep ``seconds`` in between."""
-    _write(ledger, _entry(context, "start"))
+    run = uuid.uuid4().hex
+    _write(ledger, _entry(context, "start", run))
     time.sleep(seconds)
-    _write(ledger, _entry(context, "end"))
+    _write(ledger, _entry(context, "end", run))
     return context.attempt
 
 
 @task(takes_context=True, max_attempts=3, retry_backoff=0)
 def poison(context, ledger: str):
     """Record the execution, then fail: ends FAILED after exactly ``max_attempts`` runs."""
-    _write(ledger, _entry(context, "start"))
-    _write(ledger, _entry(context, "fail"))
+    run = uuid.uuid4().hex
+    _write(ledger, _entry(context, "start", run))
+    _write(ledger, _entry(context, "fail", run))
     raise RuntimeError(f"poison attempt {context.attempt}")
 
 
 @task(takes_context=True, max_attempts=3, retry_backoff=0)
 def fails_once(context, ledger: str):
     """Fail the first attempt (retried at once, maybe by the same process), then succeed."""
-    _write(ledger, _entry(context, "start"))
+    run = uuid.uuid4().hex
+    _write(ledger, _entry(context, "start", run))
     if context.attempt == 1:
-        _write(ledger, _entry(context, "fail"))
+        _write(ledger, _entry(context, "fail", run))
         raise RuntimeError("first attempt fails")
-    _write(ledger, _entry(context, "end"))
+    _write(ledger, _entry(context, "end", run))
     return context.attempt
 
 
