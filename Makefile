@@ -1,5 +1,5 @@
 # One task runner for developers, the README and .ci/run.
-.PHONY: help demo test venv lint format migrations services
+.PHONY: help demo test faults venv lint format migrations services
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,6 +8,7 @@ RUFF := $(VENV)/bin/ruff
 help:
 	@echo "make demo        run the demo (SQLite): admin login, server, worker, demo jobs"
 	@echo "make test        the whole suite on SQLite, PostgreSQL, MariaDB and Redis (ARGS=\"-k x\")"
+	@echo "make faults      the fault suite's long versions and their table (docs/reliability.md)"
 	@echo "make venv        create/update .venv (Python >= 3.12, pip install -e '.[dev]')"
 	@echo "make lint        ruff check + ruff format --check"
 	@echo "make format      ruff format + ruff check --fix"
@@ -19,6 +20,9 @@ demo:
 
 test:
 	bash scripts/test.sh $(ARGS)
+
+faults:
+	bash scripts/faults.sh $(ARGS)
 
 venv:
 	bash -c 'source scripts/lib.sh && ensure_venv'

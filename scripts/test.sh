@@ -5,7 +5,9 @@
 #   TEST_ONLY=sqlite,postgresql bash scripts/test.sh -k claim
 # Runs: sqlite, postgresql, mariadb, postgresql+redis (only the tests marked redis, which
 # fail there if Redis is down), compat (Django 6.0 on Python 3.12, SQLite, without the process
-# and Redis tests), disruptive (PostgreSQL; selected when TEST_ONLY is empty or names it: it
+# and Redis tests), faults (the fault suite's short versions, tests/faults, on PostgreSQL, with
+# a private redis-server and PostgreSQL cluster of its own; long versions: scripts/faults.sh),
+# disruptive (PostgreSQL; selected when TEST_ONLY is empty or names it: it
 # restarts the shared PostgreSQL). Logs: var/test-logs/<run>.log.
 # TEST_RUN_TIMEOUT (s, default 600) bounds each parallel run; TEST_DISRUPTIVE_TIMEOUT (default 240).
 # TEST_DB_SUFFIX (default empty) is appended to every test database name and REDIS_DB_BASE
@@ -45,6 +47,11 @@ run_env() {
             echo "REDIS_URL=redis://127.0.0.1:6379/$REDIS_DB"
             ;;
         compat) echo "DATABASE_URL=sqlite:///$ROOT/var/test-compat$SUFFIX.sqlite3" ;;
+        faults)
+            echo "DATABASE_URL=$PG_URL"
+            echo "TEST_DATABASE_NAME=test_testfaults$SUFFIX"
+            echo "FAULTS_SCALE=short"
+            ;;
         redis-broker)
             echo "DATABASE_URL=$PG_URL"
             echo "TEST_DATABASE_NAME=test_testredisbroker$SUFFIX"
@@ -63,11 +70,12 @@ run_python() {
 # run_marker NAME: the -m expression of run NAME.
 run_marker() {
     case "$1" in
-        postgresql+redis) echo "redis and not disruptive" ;;
+        postgresql+redis) echo "redis and not disruptive and not faults" ;;
         disruptive) echo "disruptive" ;;
-        redis-broker) echo "processes and not disruptive and not redis" ;;
-        compat) echo "not disruptive and not processes and not redis" ;;
-        *) echo "not disruptive and not redis" ;;
+        faults) echo "faults" ;;
+        redis-broker) echo "processes and not disruptive and not redis and not faults" ;;
+        compat) echo "not disruptive and not processes and not redis and not faults" ;;
+        *) echo "not disruptive and not redis and not faults" ;;
     esac
 }
 
@@ -155,7 +163,7 @@ main() {
     log "ruff check"
     "$ROOT/.venv/bin/ruff" check . || die "ruff check failed (try 'make format')"
 
-    for name in sqlite postgresql mariadb postgresql+redis redis-broker compat; do
+    for name in sqlite postgresql mariadb postgresql+redis redis-broker compat faults; do
         selected "$name" && parallel+=("$name")
     done
     if [[ ${#parallel[@]} -gt 0 ]]; then
