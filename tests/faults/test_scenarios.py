@@ -135,7 +135,7 @@ def test_redis_flushdb_mid_drain(fleet, settings, tmp_path):
 def test_connection_terminations_every_one_to_two_seconds(fleet, broker, tmp_path):
     # Given workers draining jobs that outlast a lease
     started, path = time.monotonic(), tmp_path / "ledger.jsonl"
-    ids = enqueue(tasks.counted, scale(120, 2000), str(path), 0.5, attempts=10)
+    ids = enqueue(tasks.counted, scale(60, 2000), str(path), 0.5, attempts=10)
     workers(fleet)
     terminated = 0
 
@@ -252,7 +252,7 @@ def test_two_beats_killed_and_restarted(fleet, tmp_path):
     Schedule.objects.create(name="tick", task="tests.tasks.add", cron="* * * * * *", args=[1, 1])
     started = time.monotonic()
     beats = [fleet.spawn("runbeat", "--check-interval", "0.5") for _ in range(2)]
-    kills, until = 0, time.monotonic() + scale(12, 120)
+    kills, until = 0, time.monotonic() + scale(8, 120)
     # When one of them is SIGKILLed every ~1.5 s and restarted (the other one lives on)
     while time.monotonic() < until:
         time.sleep(1.5)
