@@ -89,14 +89,16 @@ class Fleet:
         return len(pids)
 
     def _watch(self) -> None:
+        # A process is followed from the first time it is seen until /proc says it is gone:
+        # a worker can outlive its supervisor (then it is no longer anyone's listed child).
         while not self._closed.wait(0.1):
-            alive = set()
             for handle in list(self.handles):
-                alive.update(self.pids(handle) if handle.proc.poll() is None else [])
+                if handle.proc.poll() is None:
+                    self._seen.update(self.pids(handle))
             now = time.monotonic()
-            for pid in self._seen - alive:
-                self.gone.setdefault(pid, now)
-            self._seen |= alive
+            for pid in self._seen - set(self.gone):
+                if not _alive(pid):
+                    self.gone[pid] = now
 
     def output(self) -> str:
         return "\n".join(f"--- {h.log_path.name}\n{h.output()[-3000:]}" for h in self.handles)
@@ -106,6 +108,15 @@ class Fleet:
             handle.stop()
         self._closed.set()
         self._watcher.join(2)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def drain(job_ids, timeout: float, every: float = 0.5, inject=None, database: str = "default"):

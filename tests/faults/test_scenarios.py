@@ -179,9 +179,17 @@ def test_long_jobs_with_short_leases_under_load(fleet, broker, tmp_path):
 def test_sigterm_with_jobs_longer_than_the_lease(fleet, broker, tmp_path):
     # Given a worker running jobs twice as long as a lease, beside another worker
     started, path = time.monotonic(), tmp_path / "ledger.jsonl"
-    ids = enqueue(tasks.counted, scale(8, 40), str(path), 6.0, attempts=3)
-    first, _ = workers(fleet, 2, 4, "--shutdown-timeout", "20")
-    wait_for(lambda: path.exists() and len(path.read_text().splitlines()) >= 4, timeout=30)
+    # (it runs them all; the other one has a free slot for each, should one be rescued)
+    n = scale(4, 16)
+    ids = enqueue(tasks.counted, n, str(path), 6.0, attempts=3)
+    slots = ("--concurrency", str(n), "--shutdown-timeout", "20")
+    first = fleet.spawn("runworker", *slots)
+    wait_for(
+        lambda: len([e for e in ledger.read(path) if e.pid in fleet.pids(first)]) == n,
+        timeout=60,
+        message="the first worker running every job",
+    )
+    fleet.spawn("runworker", *slots)
     # When the first is asked to stop (SIGTERM) while its jobs still have seconds to go
     first.signal(signal.SIGTERM)
     left = drain(ids, timeout=scale(90, 300))
