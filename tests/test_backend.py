@@ -123,10 +123,11 @@ def test_enqueue_with_run_after_in_the_future_defers_the_job():
 @pytest.mark.django_db
 def test_enqueue_with_run_after_in_the_past_is_ready_now():
     # When a task is enqueued with a run_after that already passed
-    result = tasks.add.using(run_after=timezone.now() - timedelta(days=1)).enqueue(1, 2)
-    # Then it is stored as ready from its enqueue time
+    past = timezone.now() - timedelta(days=1)
+    result = tasks.add.using(run_after=past).enqueue(1, 2)
+    # Then it is ready now, its run_after kept as given (it orders overdue jobs)
     job = Job.objects.get(pk=result.id)
-    assert job.run_after == job.enqueued_at
+    assert job.run_after == past
     assert Job.objects.ready(timezone.now()).filter(pk=job.pk).exists()
 
 

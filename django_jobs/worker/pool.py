@@ -51,6 +51,23 @@ class Running:
         return None
 
 
+class _Escaped(Exception):  # noqa: N818  (a carrier, not an error of its own)
+    """Carries a task's SystemExit or KeyboardInterrupt out of the event loop."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(repr(error))
+        self.error = error
+
+
+async def _contained(coroutine):
+    # asyncio re-raises SystemExit and KeyboardInterrupt out of the loop itself, which would
+    # end the loop thread every async job shares: hand them back to the job's thread instead.
+    try:
+        return await coroutine
+    except (SystemExit, KeyboardInterrupt) as e:
+        raise _Escaped(e) from None
+
+
 class Pool:
     """``concurrency`` slots; async tasks share one event loop thread.
 
@@ -142,6 +159,7 @@ class Pool:
                 running.calling = False
 
     def _call_async(self, running: Running, coroutine):
+        coroutine = _contained(coroutine)
         if running.timeout is not None:
             coroutine = asyncio.wait_for(coroutine, running.timeout)
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
@@ -152,6 +170,8 @@ class Pool:
             raise JobTimeout(f"job ran over its timeout of {running.timeout}s") from e
         except concurrent.futures.CancelledError as e:
             raise JobCancelled(f"job {running.attempt.job.pk} was cancelled") from e
+        except _Escaped as e:
+            raise e.error from None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
