@@ -67,15 +67,15 @@ def test_enqueue_writes_every_field_of_the_job_row():
     before = timezone.now()
     task = tasks.always_fails.using(priority=7, queue_name="reports", timeout=9)
     # When it is enqueued
-    result = task.enqueue("msg", extra={"k": [1, 2]})
+    result = task.enqueue(message={"k": [1, 2]})
     # Then the row carries the call and the options
     job = Job.objects.get(pk=result.id)
     assert job.backend == "default"
     assert job.queue_name == "reports"
     assert job.priority == 7
     assert job.task_path == "tests.tasks.always_fails"
-    assert job.args == ["msg"]
-    assert job.kwargs == {"extra": {"k": [1, 2]}}
+    assert job.args == []
+    assert job.kwargs == {"message": {"k": [1, 2]}}
     assert job.status == JobStatus.READY
     assert before <= job.enqueued_at <= timezone.now()
     assert job.run_after == job.enqueued_at
