@@ -15,13 +15,16 @@ from django.core import checks
 from django.core.management import CommandError, call_command
 from django.tasks import TaskResultStatus, task_backends
 from django.tasks.exceptions import InvalidTask
+from django.tasks.signals import task_started
 from django.test import override_settings
 from django.utils import timezone
 
-from django_jobs.execution import Attempt, run_attempt
+from django_jobs.execution import Attempt, record, run_attempt
 from django_jobs.models import Job, JobStatus
+from django_jobs.worker.pool import Pool
 from django_jobs.workflows import chain
 from tests import tasks
+from tests.conftest import wait_for
 
 BASE_EXCEPTIONS = {
     "SystemExit": "builtins.SystemExit",
@@ -232,3 +235,31 @@ def test_jobs_enqueue_command_reports_a_bad_call_in_one_line():
     # Then the command fails with the signature, not a traceback
     with pytest.raises(CommandError, match=r"add\(a, b\).*too many positional"):
         call_command("jobs", "enqueue", "tests.tasks.add", "--args", "[1, 2, 3]", stdout=StringIO())
+
+
+def test_job_is_failed_not_left_running_when_a_task_started_receiver_raises(transactional_db):
+    # Given a claimed job, and a task_started receiver that raises (outside the task's code)
+    result = tasks.add.enqueue(1, 2)
+    backend = task_backends["default"]
+    [job] = backend.broker.claim("worker-a", [], 1, timezone.now())
+
+    def broken(sender, task_result, **kwargs):
+        raise KeyboardInterrupt
+
+    outcomes: list = []
+    pool = Pool(1, on_done=lambda: None, on_outcome=outcomes.append)
+    task_started.connect(broken)
+    try:
+        # When a worker's job thread runs it
+        pool.submit(Attempt(job, "worker-a", backend))
+        wait_for(lambda: outcomes, 10, message="the job thread to report an outcome")
+    finally:
+        task_started.disconnect(broken)
+        pool.shutdown()
+    # Then the job thread still reports an outcome, so the job ends FAILED instead of staying
+    # RUNNING (its lease renewed) for as long as the worker lives
+    assert pool.idle() is False and pool.free_slots() == 1
+    record(outcomes[0])
+    [error] = Job.objects.get(pk=result.id).errors
+    assert error["exception_class_path"] == "builtins.KeyboardInterrupt"
+    assert Job.objects.get(pk=result.id).status == JobStatus.FAILED
