@@ -1,5 +1,6 @@
 """System checks: misconfiguration shows up in ``manage.py check`` with a hint."""
 
+from django.apps import apps
 from django.conf import settings
 from django.core import checks
 
@@ -10,6 +11,16 @@ def check_backend(backend) -> list[checks.CheckMessage]:
     """Check one JobsBackend's OPTIONS and the database it stores jobs in."""
     options = backend.options
     errors: list[checks.CheckMessage] = []
+    if not apps.is_installed("django_jobs"):
+        errors.append(
+            checks.Error(
+                f"TASKS[{backend.alias!r}] uses JobsBackend, but 'django_jobs' is not in "
+                "INSTALLED_APPS.",
+                hint="Add 'django_jobs' to INSTALLED_APPS and run 'manage.py migrate': the "
+                "backend stores jobs in its models.",
+                id="django_jobs.E020",
+            )
+        )
     where = f"TASKS[{backend.alias!r}]['OPTIONS']"
     unknown = JobsOptions.unknown_keys(options)
     if unknown:

@@ -9,8 +9,11 @@ class JobsError(Exception):
     """Base class of every django-jobs error."""
 
 
-class InvalidJobArguments(InvalidTask, JobsError):
-    """A job's arguments or options cannot be stored as JSON (raised at enqueue)."""
+class InvalidJobArguments(InvalidTask, JobsError, TypeError):
+    """A job's arguments or options cannot be stored as JSON (raised at enqueue).
+
+    Also a ``TypeError``: what Django's own backends raise for the same mistake.
+    """
 
 
 class InvalidTaskOptions(InvalidTask, JobsError):

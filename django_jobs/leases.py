@@ -56,13 +56,13 @@ def rescue_expired(
     jobs = Job.objects.using(database)
     fields = (
         "pk", "attempts", "max_attempts", "claimed_by", "backend", "queue_name", "priority",
-        "cancel_requested_at", "workflow_id",
+        "cancel_requested_at", "workflow_id", "limit_key",
     )  # fmt: skip
     expired = list(jobs.expired(now).values_list(*fields)[:limit])
     rescued = 0
     back = []
     for row in expired:
-        pk, attempts, max_attempts, worker_id, backend, queue_name, priority, cancel, flow = row
+        pk, attempts, max_attempts, worker_id, backend, queue, priority, cancel, flow, gate = row
         error = error_entry(
             LOST,
             f"{LOST}: worker {worker_id} stopped heartbeating; lease expired.\n",
@@ -88,9 +88,10 @@ def rescue_expired(
                     Job(
                         pk=pk,
                         backend=backend,
-                        queue_name=queue_name,
+                        queue_name=queue,
                         priority=priority,
                         run_after=now,
+                        limit_key=gate,  # a limited job stays on the gated claim path
                     )
                 )
             logger.warning(

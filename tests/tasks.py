@@ -316,3 +316,29 @@ def chord_callback(values, path):
     with Path(path).open("a") as f:
         f.write(f"{sum(values)}\n")
     return sum(values)
+
+
+class Abort(BaseException):
+    """A BaseException of the user's own, outside the Exception tree."""
+
+
+def _raise_base(kind: str) -> None:
+    if kind == "exit":
+        exit(3)  # the site builtin: closes stdin, raises SystemExit
+    raise {
+        "SystemExit": SystemExit(2),
+        "KeyboardInterrupt": KeyboardInterrupt(),
+        "GeneratorExit": GeneratorExit(),
+        "Abort": Abort("stop everything"),
+    }[kind]
+
+
+@task(max_attempts=3)
+def raises_base(kind):
+    _raise_base(kind)
+
+
+@task(max_attempts=3)
+async def async_raises_base(kind):
+    await asyncio.sleep(0)
+    _raise_base(kind)

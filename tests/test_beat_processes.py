@@ -60,6 +60,7 @@ def test_downtime_then_each_missed_run_policy(manage):
         schedule = Schedule.objects.create(
             name=policy,
             task="tests.tasks.add",
+            args=[1, 2],
             interval_seconds=1,
             missed_runs=policy,
             misfire_grace_seconds=3,

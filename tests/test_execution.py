@@ -75,7 +75,7 @@ def test_non_json_return_value_fails_the_attempt_with_a_clear_error(transactiona
     job = row(result)
     assert job.status == JobStatus.FAILED and job.return_value is None
     [error] = job.errors
-    assert error["exception_class_path"] == "django_jobs.exceptions.InvalidJobArguments"
+    assert error["exception_class_path"] == "builtins.TypeError"
     assert "return value" in error["traceback"] and "not JSON" in error["traceback"]
 
 

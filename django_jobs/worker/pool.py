@@ -51,6 +51,25 @@ class Running:
         return None
 
 
+class _Escaped(Exception):  # noqa: N818  (a carrier, not an error of its own)
+    """Carries a task's SystemExit or KeyboardInterrupt out of the event loop."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(repr(error))
+        self.error = error
+
+
+async def _contained(coroutine):
+    # asyncio re-raises SystemExit and KeyboardInterrupt out of the loop itself, which would
+    # end the loop thread every async job shares: hand them back to the job's thread instead.
+    # GeneratorExit is left alone: a task raising it fails like any error (asyncio keeps it
+    # in the future), and it is also how a coroutine is closed, which must not be caught.
+    try:
+        return await coroutine
+    except (SystemExit, KeyboardInterrupt) as e:
+        raise _Escaped(e) from None
+
+
 class Pool:
     """``concurrency`` slots; async tasks share one event loop thread.
 
@@ -111,12 +130,14 @@ class Pool:
     def _run(self, running: Running) -> None:
         running.thread_id = threading.get_ident()
         try:
-            outcome = execute(running.attempt, lambda task, a, kw: self._call(running, task, a, kw))
+            try:
+                call = lambda task, a, kw: self._call(running, task, a, kw)  # noqa: E731
+                outcome = execute(running.attempt, call)
+            except BaseException as e:  # a signal receiver raised: still the job's outcome
+                logger.exception("job crashed its thread job_id=%s", running.attempt.job.pk)
+                outcome = Outcome(running.attempt, error=e, retry=False)
             if self.forget(running):
                 self.on_outcome(outcome)
-        except BaseException:
-            logger.exception("job crashed its thread job_id=%s", running.attempt.job.pk)
-            self.forget(running)
         finally:
             close_old_connections()  # the task's own connections, as after a request
 
@@ -142,6 +163,7 @@ class Pool:
                 running.calling = False
 
     def _call_async(self, running: Running, coroutine):
+        coroutine = _contained(coroutine)
         if running.timeout is not None:
             coroutine = asyncio.wait_for(coroutine, running.timeout)
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
@@ -152,6 +174,8 @@ class Pool:
             raise JobTimeout(f"job ran over its timeout of {running.timeout}s") from e
         except concurrent.futures.CancelledError as e:
             raise JobCancelled(f"job {running.attempt.job.pk} was cancelled") from e
+        except _Escaped as e:
+            raise e.error from None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:

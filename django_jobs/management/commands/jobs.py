@@ -116,7 +116,10 @@ class Command(BaseCommand):
             task = registry.resolve(task_path)
         except UnknownTask as e:
             raise CommandError(str(e)) from e
-        result = task.using(queue_name=queue, priority=priority, backend=backend.alias).enqueue(
-            *job_args, **job_kwargs
-        )
+        try:
+            result = task.using(queue_name=queue, priority=priority, backend=backend.alias).enqueue(
+                *job_args, **job_kwargs
+            )
+        except TypeError as e:  # arguments that do not fit the task's signature, or not JSON
+            raise CommandError(str(e)) from e
         self.stdout.write(result.id)
