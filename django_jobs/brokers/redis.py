@@ -35,6 +35,8 @@ BLOCK_SECONDS = 1.0
 class RedisBroker:
     """Publish ids to Redis on commit; claim them back through a reliable pop."""
 
+    note = ""  # see ``fallback.RedisWithFallback`` for the note while Redis is down
+
     def __init__(self, options: JobsOptions, alias: str = "default"):
         self.options = options
         self.alias = alias
@@ -166,7 +168,9 @@ class RedisBroker:
             except redis.RedisError as e:
                 failures += 1
                 delay = min(0.5 * 2 ** (failures - 1), 5.0)
-                logger.warning("redis listener lost error=%r; reconnecting in %.1fs", e, delay)
+                # One warning per outage; the claim loop says what it does meanwhile.
+                log = logger.warning if failures == 1 else logger.debug
+                log("redis listener lost error=%r; reconnecting in %.1fs", e, delay)
                 self._closed.wait(delay)
                 continue
             if failures:
