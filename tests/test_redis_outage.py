@@ -4,6 +4,7 @@ Every test here takes Redis away, so each starts a private ``redis-server`` (or 
 port where nothing listens): the shared Redis is never touched.
 """
 
+import logging
 import re
 from datetime import timedelta
 
@@ -104,6 +105,23 @@ def test_commands_run_while_redis_is_unreachable(transactional_db, tmp_path, arg
         assert "django_jobs.W007" in output, output
     else:
         assert "django_jobs.W007" not in output, output
+
+
+def test_enqueue_while_redis_is_down_commits_the_row_and_warns_once(
+    transactional_db, settings, caplog
+):
+    # Given the Redis broker where no Redis answers
+    use_redis(settings, f"redis://127.0.0.1:{free_port()}/0")
+    # When jobs are enqueued one by one, each committed on its own
+    with caplog.at_level(logging.DEBUG, logger="django_jobs"):
+        results = [tasks.add.enqueue(n, n) for n in range(3)]
+    # Then enqueue raised nothing and every row is committed, READY, for the database claim
+    ready = Job.objects.filter(pk__in=[r.id for r in results], status=JobStatus.READY)
+    assert ready.count() == 3
+    # And one warning says the sweeper will publish them; the next pushes are skipped at once
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "sweeper will publish" in warnings[0], warnings
+    assert sum("push skipped" in r.getMessage() for r in caplog.records) == 2
 
 
 def test_burst_worker_runs_database_jobs_while_redis_is_down(settings, spawn_worker, tmp_path):
