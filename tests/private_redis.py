@@ -6,6 +6,7 @@ persistence (a restart comes back empty, like a failover to an empty replica).
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -65,10 +66,18 @@ class RedisServer:
         finally:
             client.close()
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections still open, nothing answers, data kept."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         """Stop the server (SIGTERM; SIGKILL if it lingers) and wait until it is gone."""
         if self.proc is None or self.proc.poll() is not None:
             return
+        self.resume()
         self.proc.terminate()
         try:
             self.proc.wait(10)

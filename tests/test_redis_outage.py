@@ -179,3 +179,41 @@ def test_worker_polls_the_database_while_redis_is_down_then_returns_to_redis(
     assert len(re.findall(r"WARNING .*polling the database", output)) == 1, output
     assert len(re.findall(r"INFO .*dispatching through redis again", output)) == 1, output
     assert len(re.findall(r" WARNING ", output)) <= 3, output
+
+
+def test_hung_redis_keeps_its_ids_yet_no_job_is_claimed_twice(
+    transactional_db, settings, private_redis
+):
+    # Given three jobs published to Redis
+    backend, _ = use_redis(settings, private_redis.url)
+    ids = sorted(tasks.add.enqueue(n, n).id for n in range(3))
+    ready = private_redis.client()
+    assert ready.zcard("django_jobs:default:ready:default") == 3
+    broker = backend.broker
+    try:
+        # When Redis hangs (SIGSTOP: it accepts connections, answers nothing, keeps its data)
+        private_redis.pause()
+        # Then a claim still returns (bounded by the socket timeout) with the jobs, from the
+        # database, and the broker says so
+        first = broker.claim("w1", ["default"], 10, timezone.now())
+        assert sorted(str(job.pk) for job in first) == ids
+        assert broker.note == OUTAGE_NOTE
+        # When Redis resumes, still holding the three ids
+        private_redis.resume()
+        assert ready.zcard("django_jobs:default:ready:default") == 3
+        # Then claims go through Redis again, and its stale ids are dropped, not claimed again
+        later: list = []
+
+        def back_on_redis() -> bool:
+            later.extend(broker.claim("w2", ["default"], 10, timezone.now()))
+            return broker.note == ""
+
+        wait_for(back_on_redis, 30, interval=0.2, message="claims to go through Redis again")
+        assert later == []
+        assert ready.zcard("django_jobs:default:ready:default") == 0
+        assert ready.zcard("django_jobs:default:inflight") == 0
+        rows = Job.objects.filter(pk__in=ids).values_list("status", "attempts", "claimed_by")
+        assert set(rows) == {(JobStatus.RUNNING, 1, "w1")}
+    finally:
+        broker.close()
+        ready.close()

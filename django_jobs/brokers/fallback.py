@@ -3,8 +3,9 @@
 The job table is the source of truth, so a worker whose Redis is down keeps serving its queues
 with the database broker's claim (the same queues, paused queues and limits), polling every
 ``poll_interval`` (PostgreSQL: woken by NOTIFY too). It says so once in its log and on its
-worker row, tries Redis again at most once per ``heartbeat_interval``, and when Redis answers
-it sweeps (re-publishing the jobs enqueued during the outage) and goes back to Redis dispatch.
+worker row. A thread of its own pings Redis once per ``heartbeat_interval`` (a Redis that hangs
+never holds up the claim loop); once Redis answers, the next claim goes through Redis again,
+sweeps (re-publishing the jobs enqueued during the outage) and stays on Redis dispatch.
 
 No job is handed out twice: both paths claim rows with an UPDATE guarded by ``status =
 READY``, so an id still in Redis whose row the database claim took is dropped when popped.
@@ -16,6 +17,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
+import redis
 from django.db import DatabaseError, InterfaceError
 
 from .. import workers
@@ -25,6 +27,8 @@ from .redis import RedisBroker
 
 logger = logging.getLogger(__name__)
 
+#: Seconds a probe waits for Redis to connect and to answer PING.
+PING_TIMEOUT = 2.0
 #: Shown on the worker's row (admin, dashboard) while it claims from the database.
 OUTAGE_NOTE = "Redis unreachable: polling the database"
 
@@ -39,7 +43,10 @@ class RedisWithFallback:
         #: The database broker claiming while Redis is down; None while Redis answers.
         self.fallback: DatabaseBroker | None = None
         self.down_since = 0.0
-        self._retry_at = 0.0
+        self._answered = threading.Event()  # the probe got a PONG: try a Redis claim
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._probing = False
         self._wake: threading.Event | None = None
         self._shown = ""  # the note the worker row shows (registered with "")
 
@@ -69,7 +76,7 @@ class RedisWithFallback:
             self.fallback.set_paused(queues)
 
     def claim(self, worker_id: str, queues: Sequence[str], limit: int, now: datetime) -> list:
-        if self.fallback and time.monotonic() < self._retry_at:
+        if self.fallback and not self._answered.is_set():
             jobs = self.fallback.claim(worker_id, queues, limit, now)
         else:
             try:
@@ -84,23 +91,52 @@ class RedisWithFallback:
         return jobs
 
     def _fall_back(self, worker_id: str, error: BrokerUnavailable) -> None:
-        self._retry_at = time.monotonic() + self.options.heartbeat_interval
-        if self.fallback:
-            return  # still down: one line when it went, one when it comes back
-        self.down_since = time.monotonic()
-        self.fallback = DatabaseBroker(self.options, self.alias)
-        self.fallback.set_paused(self.redis.paused)
-        if self._wake is not None:
-            self.fallback.listen(self._wake)  # PostgreSQL: NOTIFY wakes us during the outage
-        logger.warning(
-            "redis unreachable, polling the database until it answers worker=%s error=%s",
-            worker_id,
-            error,
+        self._answered.clear()
+        if not self.fallback:  # one line when it goes, one when it comes back
+            self.down_since = time.monotonic()
+            fallback = DatabaseBroker(self.options, self.alias)
+            fallback.set_paused(self.redis.paused)
+            if self._wake is not None:
+                fallback.listen(self._wake)  # PostgreSQL: NOTIFY wakes us during the outage
+            self.fallback = fallback
+            logger.warning(
+                "redis unreachable, polling the database until it answers worker=%s error=%s",
+                worker_id,
+                error,
+            )
+        with self._lock:
+            if not self._probing:
+                self._probing = True
+                threading.Thread(
+                    target=self._probe, name="django-jobs-redis-probe", daemon=True
+                ).start()
+
+    def _probe(self) -> None:
+        """Ping Redis once per heartbeat interval while the worker claims from the database."""
+        client = redis.Redis.from_url(
+            self.options.redis_url, socket_connect_timeout=PING_TIMEOUT, socket_timeout=PING_TIMEOUT
         )
+        try:
+            while not self._closed.wait(self.options.heartbeat_interval):
+                with self._lock:
+                    if not self.fallback:
+                        self._probing = False
+                        return
+                if self._answered.is_set():
+                    continue  # the claim loop has yet to try
+                try:
+                    client.ping()
+                except redis.RedisError:
+                    continue
+                self._answered.set()
+                if self._wake is not None:
+                    self._wake.set()
+        finally:
+            client.close()
 
     def _recover(self, worker_id: str, now: datetime) -> None:
-        self.fallback.close()
-        self.fallback = None
+        fallback, self.fallback = self.fallback, None
+        fallback.close()
         logger.info(
             "redis answers again, dispatching through redis again worker=%s down_for=%.0fs",
             worker_id,
@@ -134,6 +170,7 @@ class RedisWithFallback:
         self.redis.listen(wake, queues)
 
     def close(self) -> None:
+        self._closed.set()
         self.redis.close()
         if self.fallback:
             self.fallback.close()
