@@ -178,7 +178,8 @@ def test_worker_polls_the_database_while_redis_is_down_then_returns_to_redis(
     output = worker.output()
     assert len(re.findall(r"WARNING .*polling the database", output)) == 1, output
     assert len(re.findall(r"INFO .*dispatching through redis again", output)) == 1, output
-    assert len(re.findall(r" WARNING ", output)) <= 3, output
+    # (the listener losing Redis, a sweep or two before the claim loop noticed, the switch)
+    assert len(re.findall(r" WARNING ", output)) <= 5, output
 
 
 def test_hung_redis_keeps_its_ids_yet_no_job_is_claimed_twice(
