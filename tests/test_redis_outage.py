@@ -124,6 +124,27 @@ def test_enqueue_while_redis_is_down_commits_the_row_and_warns_once(
     assert sum("push skipped" in r.getMessage() for r in caplog.records) == 2
 
 
+def test_database_fallback_serves_the_same_queues_pauses_and_limits(transactional_db, settings):
+    # Given the Redis broker where no Redis answers, and jobs on three queues, two of them
+    # for a task allowed one at a time
+    backend, _ = use_redis(settings, f"redis://127.0.0.1:{free_port()}/0")
+    emails = tasks.add.using(queue_name="emails").enqueue(1, 1)
+    tasks.add.using(queue_name="reports").enqueue(2, 2)
+    tasks.add.enqueue(3, 3)
+    limited = [tasks.one_at_a_time.using(queue_name="emails").enqueue("/tmp") for _ in range(2)]
+    broker = backend.broker
+    broker.set_paused(frozenset({"reports"}))
+    try:
+        # When a worker serving emails and the paused reports queue claims with ten free slots
+        claimed = broker.claim("w1", ["emails", "reports"], 10, timezone.now())
+        # Then it gets, from the database, the emails job and one of the limited ones only
+        ids = {str(job.pk) for job in claimed}
+        assert len(ids) == 2 and emails.id in ids and ids & {r.id for r in limited}
+        assert broker.note == OUTAGE_NOTE
+    finally:
+        broker.close()
+
+
 def test_burst_worker_runs_database_jobs_while_redis_is_down(settings, spawn_worker, tmp_path):
     # Given jobs enqueued while Redis is unreachable (the push fails; enqueue does not raise)
     backend, options = use_redis(settings, f"redis://127.0.0.1:{free_port()}/0")
