@@ -85,11 +85,11 @@ def check_backend(backend) -> list[checks.CheckMessage]:
 
 
 def check_redis(url: str, where: str) -> list[checks.CheckMessage]:
-    """Check that ``redis_url`` parses and that the server answers PING."""
+    """Check that ``redis_url`` parses (reachability is a deployment check: see below)."""
     import redis
 
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        redis.Redis.from_url(url).close()
     except ValueError as e:
         return [
             checks.Error(
@@ -99,14 +99,46 @@ def check_redis(url: str, where: str) -> list[checks.CheckMessage]:
                 id="django_jobs.E006",
             )
         ]
+    return []
+
+
+@checks.register(deploy=True)
+def check_redis_reachable(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """``check --deploy`` only: warn when a Redis broker's server does not answer PING.
+
+    Not an error, and not run by every command: with Redis down, workers claim from the
+    database and enqueue still writes the row, so ``migrate`` or ``runworker`` must not fail.
+    """
+    from django.tasks import task_backends
+
+    from .backend import JobsBackend
+
+    messages: list[checks.CheckMessage] = []
+    for backend in task_backends.all():
+        if not isinstance(backend, JobsBackend):
+            continue
+        options = backend.jobs_options
+        if options.broker == "redis" and options.redis_url:
+            messages += ping_redis(options.redis_url, f"TASKS[{backend.alias!r}]['OPTIONS']")
+    return messages
+
+
+def ping_redis(url: str, where: str) -> list[checks.CheckMessage]:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    except ValueError:
+        return []  # E006 reports it
     try:
         client.ping()
     except redis.RedisError as e:
         return [
-            checks.Error(
+            checks.Warning(
                 f"{where}['redis_url']: Redis is unreachable ({e}).",
-                hint="Start Redis, or check the host, port, password and TLS of 'redis_url'.",
-                id="django_jobs.E007",
+                hint="Start Redis, or check the host, port, password and TLS of 'redis_url'. "
+                "Meanwhile workers claim jobs from the database and enqueue still works.",
+                id="django_jobs.W007",
             )
         ]
     finally:

@@ -349,6 +349,12 @@ class Worker(models.Model):
     started_at = models.DateTimeField()
     last_heartbeat_at = models.DateTimeField()
     stopped_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="What operators should know, e.g. that Redis is unreachable.",
+    )
 
     class Meta:
         db_table = "django_jobs_worker"

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from django_jobs import leases
+from django_jobs.brokers.fallback import OUTAGE_NOTE
 from django_jobs.brokers.redis_store import epoch_ms
 from django_jobs.dbsession import relax_commits
 from django_jobs.exceptions import BrokerUnavailable
@@ -211,15 +212,23 @@ def test_stale_ids_ahead_of_a_live_job_do_not_hide_it(redis_backend, redis_db):
     assert ready_ids(redis_db) == inflight_ids(redis_db) == []
 
 
-def test_claim_raises_broker_unavailable_when_redis_is_down(settings, redis_backend):
-    # Given the redis backend pointing at a port where nothing listens
+def test_claim_falls_back_to_the_database_when_redis_is_down(settings, redis_backend):
+    # Given the redis backend pointing at a port where nothing listens, and a job enqueued there
     options = {**settings.TASKS["redis"]["OPTIONS"], "redis_url": "redis://127.0.0.1:1/0"}
     settings.TASKS = {**settings.TASKS, "redis": {**settings.TASKS["redis"], "OPTIONS": options}}
     from django.tasks import task_backends
 
-    # When a worker claims, then it is told to back off
+    backend = task_backends["redis"]
+    result = on_redis(tasks.add).enqueue(1, 2)
+    # When a worker claims: Redis itself cannot be reached
     with pytest.raises(BrokerUnavailable):
-        claim(task_backends["redis"])
+        backend.broker.redis.claim("w1", [], 10, timezone.now())
+    # Then the broker claims the job straight from the database, and says so
+    try:
+        assert [str(job.pk) for job in claim(backend)] == [result.id]
+        assert backend.broker.note == OUTAGE_NOTE
+    finally:
+        backend.broker.close()
 
 
 # --- reliability: leases and the sweeper ------------------------------------------------------

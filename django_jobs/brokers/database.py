@@ -103,6 +103,8 @@ def claim_sql(shape: str) -> str:
 class DatabaseBroker:
     """Claim jobs from the database; wake on PostgreSQL notifications, else poll."""
 
+    note = ""
+
     def __init__(self, options: JobsOptions, alias: str = "default"):
         self.options = options
         self.alias = alias

@@ -63,6 +63,7 @@ class WorkerProcess:
         )
         self.pool = Pool(concurrency, on_done=self.wake.set, on_outcome=self.completer.put)
         self.worker_id = ""
+        self.started_at: datetime | None = None
         self.stopping = threading.Event()
         self.force = False
         self.exit_code = 0
@@ -72,9 +73,8 @@ class WorkerProcess:
     def start(self) -> None:
         """Register this process and start its heartbeat; call once before ``run_once``."""
         registry.autodiscover(self.options.task_modules)
-        self.worker_id = workers.register(
-            self.database, self.backend.alias, self.queues, self.processes, self.concurrency
-        )
+        self.started_at = timezone.now()
+        self.worker_id = self._register()
         logger.info(
             "worker started worker=%s pid=%s queues=%s concurrency=%s",
             self.worker_id,
@@ -197,6 +197,8 @@ class WorkerProcess:
                 self.options.lease,
                 ids,
             )
+            if renewed is False:  # row deleted (admin, prune-workers): write it again, same id
+                renewed = self._safely("re-register", self._register_again)
             if renewed:
                 last_ok = time.monotonic()
             self._check_cancelled(ids)
@@ -216,6 +218,24 @@ class WorkerProcess:
                 self.exit_code = EXIT_LOST
                 self.stop(force=True)
         connections[self.database].close()
+
+    def _register(self) -> str:
+        """Write this process's Worker row: at start, or again if it was deleted (same id)."""
+        return workers.register(
+            self.database,
+            self.backend.alias,
+            self.queues,
+            self.processes,
+            self.concurrency,
+            worker_id=self.worker_id,
+            started_at=self.started_at,
+            note=self.broker.note,
+        )
+
+    def _register_again(self) -> bool:
+        self._register()
+        logger.warning("worker row was deleted, registered again worker=%s", self.worker_id)
+        return True
 
     def _rescue(self, now: datetime) -> int:
         return leases.rescue_expired(self.database, now, requeued=self.broker.publish)
