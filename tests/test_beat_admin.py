@@ -82,12 +82,14 @@ def test_enable_and_disable_actions(admin_client):
 
 
 def test_run_now_enqueues_a_job_without_moving_the_schedule(admin_client):
-    schedule = Schedule.objects.create(name="s", task="tests.tasks.add", cron="0 3 * * *")
+    schedule = Schedule.objects.create(
+        name="s", task="tests.tasks.add", cron="0 3 * * *", args=[1, 2]
+    )
     next_fire_at = schedule.next_fire_at
     admin_client.post(CHANGELIST, {"action": "run_now", "_selected_action": [schedule.pk]})
     job = Job.objects.get()
     schedule.refresh_from_db()
-    assert (job.task_path, job.args) == ("tests.tasks.add", [])
+    assert (job.task_path, job.args) == ("tests.tasks.add", [1, 2])
     assert str(schedule.last_job_id) == str(job.pk)
     assert schedule.next_fire_at == next_fire_at
 
