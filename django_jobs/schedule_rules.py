@@ -21,6 +21,37 @@ SECONDS_FIELDS = ("misfire_grace_seconds", "catchup_window_seconds")
 MISSED_RUNS = ("skip", "latest", "all")
 
 
+#: Python types a field's value may have before Django's own field cleaning looks at it.
+TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "task": (str,),
+    "backend": (str,),
+    "cron": (str,),
+    "timezone": (str,),
+    "queue_name": (str,),
+    "description": (str,),
+    "missed_runs": (str,),
+    "interval_seconds": (int, type(None)),
+    "priority": (int, type(None)),
+    "misfire_grace_seconds": (int,),
+    "catchup_window_seconds": (int,),
+    "run_at": (datetime, type(None)),
+    "start_at": (datetime, type(None)),
+    "end_at": (datetime, type(None)),
+    "enabled": (bool,),
+}
+
+
+def wrong_types(schedule) -> list[str]:
+    """Fields whose value has the wrong Python type (``problems`` says why)."""
+    wrong = []
+    for field, types in TYPES.items():
+        value = getattr(schedule, field)
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            wrong.append(field)
+    return wrong
+
+
 def validate(schedule) -> None:
     """Raise ValidationError listing every problem of ``schedule`` (by field)."""
     found = problems(schedule)
@@ -38,6 +69,10 @@ def problems(schedule) -> dict[str, list[str]]:
     _check_timing(schedule, add)
     _check_arguments(schedule, add)
     _check_job_options(schedule, add)
+    for field in wrong_types(schedule):
+        if field not in found:
+            kinds = " or ".join("None" if t is type(None) else t.__name__ for t in TYPES[field])
+            add(field, f"Must be {kinds}, not {_kind(getattr(schedule, field))}.")
     if not found:
         _check_call(schedule, add)
     return found

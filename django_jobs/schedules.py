@@ -151,6 +151,14 @@ class Schedule(models.Model):
         return self.timing().upcoming(after or utc_now(), count)
 
     # --- validation and saving ------------------------------------------------------------
+    def clean_fields(self, exclude=None) -> None:
+        """Django's field cleaning, but not of values of the wrong type: ``clean()`` reports
+        those (and Django's DateTimeField.to_python raises TypeError on a bool)."""
+        from . import schedule_rules
+
+        wrong = schedule_rules.wrong_types(self)
+        super().clean_fields(exclude=[*(exclude or ()), *wrong])
+
     def clean(self) -> None:
         """Check every rule of ``schedule_rules`` and report all problems at once."""
         from . import schedule_rules
