@@ -41,7 +41,8 @@ def fire(database: str, schedule: Schedule, now: datetime) -> list[str]:
     try:
         times = schedule.due_fire_times(now)
         next_fire_at = schedule.timing().next_after(now)
-    except JobsError as e:  # a row written around clean(): stop it and say why
+    except (JobsError, ArithmeticError, LookupError, TypeError, ValueError) as e:
+        # a row written around clean() (interval 0, a bad zone or cron): stop it and say why
         times, next_fire_at, error = [], None, f"{type(e).__name__}: {e}"
     with transaction.atomic(using=database):
         schedules = Schedule.objects.using(database)

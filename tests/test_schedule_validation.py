@@ -143,3 +143,37 @@ def test_a_bad_row_already_in_the_table_is_skipped_and_reported_others_fire():
     assert "args must be a JSON list" in bad.last_error
     assert bad.next_fire_at == T0 + timedelta(seconds=20)  # tried again at its next time
     assert good.last_error == ""
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"args": {"a": 1, "b": 2}},
+        {"kwargs": [1, 2]},
+        {"priority": 500},
+        {"task": "os.system"},
+        {"timezone": "Mars/Olympus", "interval_seconds": None, "cron": "0 3 * * *"},
+        {"cron": "bogus", "interval_seconds": None},
+        {"interval_seconds": 0},
+        {"missed_runs": "sometimes"},
+        {"kwargs": {"c": 1}},
+    ],
+    ids=str,
+)
+def test_any_bad_row_is_reported_on_the_row_and_never_stops_the_others(bad, caplog):
+    # Given a good schedule and a row made bad by raw writes, both due
+    good = Schedule.objects.create(name="good", task=ADD, interval_seconds=10, args=[1, 2])
+    row = Schedule.objects.create(name="bad", task=ADD, interval_seconds=10, args=[1, 2])
+    Schedule.objects.update(next_fire_at=T0 + timedelta(seconds=10))
+    Schedule.objects.filter(pk=row.pk).update(**bad)
+    # When beat ticks
+    Beat().tick(T0 + timedelta(seconds=10))
+    # Then the good one fired, the bad one enqueued nothing and says why on its row,
+    # and no traceback was logged
+    assert Job.objects.get().args == [1, 2]
+    row.refresh_from_db()
+    assert row.last_error
+    assert not [r for r in caplog.records if r.exc_info]
+    good.refresh_from_db()
+    assert good.last_job_id is not None
