@@ -65,9 +65,14 @@ def resolve(path: str):
         task = _tasks.get(path)
         if task is not None:
             return task
+    fix = ""
+    if module_name and not in_installed_app(module_name):
+        fix = (
+            f" If {module_name!r} declares it, add {module_name!r} to "
+            "TASKS[...]['OPTIONS']['task_modules']."
+        )
     raise UnknownTask(
         f"{path!r} is not a declared task in this worker: only functions decorated with @task "
         "in an installed app's module, or in a module listed in the backend's "
-        f"OPTIONS['task_modules'], can run. If {module_name or path!r} declares it, add "
-        f"{module_name or path!r} to TASKS[...]['OPTIONS']['task_modules']."
+        f"OPTIONS['task_modules'], can run.{fix}"
     )

@@ -46,15 +46,6 @@ KEYS = {
 SECONDS = {"interval_seconds", "misfire_grace_seconds", "catchup_window_seconds"}
 
 
-def declared() -> dict[str, dict]:
-    """The ``JOBS_SCHEDULES`` entries as Schedule field values; ImproperlyConfigured if any
-    entry is invalid (the message lists every bad entry)."""
-    good, bad = validated()
-    if bad:
-        raise ImproperlyConfigured(" ".join(bad.values()))
-    return good
-
-
 def validated() -> tuple[dict[str, dict], dict[str, str]]:
     """The valid ``JOBS_SCHEDULES`` entries as Schedule field values, and the invalid ones'
     error messages, each by name. Never raises."""
