@@ -161,8 +161,15 @@ class Command(BaseCommand):
         bench.add_argument("--json", action="store_true", help="print the summary as JSON")
         for action in (*actions, bench):
             # Django's global options are the main parser's; accept them after the subcommand too.
-            action.add_argument("--skip-checks", action="store_true", default=argparse.SUPPRESS)
-            action.add_argument("--backend", default=argparse.SUPPRESS)
+            action.add_argument(
+                "--skip-checks",
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help="skip the system checks",
+            )
+            action.add_argument(
+                "--backend", default=argparse.SUPPRESS, help="TASKS alias (default: default)"
+            )
 
     def handle(self, *args, action, backend, **options):
         try:
