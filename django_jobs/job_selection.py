@@ -4,6 +4,9 @@ the admin shows), and filters on status, task and queue. Read-only."""
 import uuid
 from collections.abc import Iterable
 
+from django.db import connections
+from django.db.models import Q
+
 from .exceptions import JobsError
 from .models import Job
 
@@ -26,6 +29,16 @@ def id_prefix(value: str) -> str:
     return text
 
 
+def starts_with(database: str, prefix: str) -> Q:
+    """A filter for ids starting with ``prefix`` (hex, no hyphens) on ``database``."""
+    if connections[database].features.has_native_uuid_field:
+        # PostgreSQL and MariaDB compare the id's text form, which has hyphens.
+        cuts = [c for c in (8, 12, 16, 20) if c < len(prefix)]
+        parts = [prefix[a:b] for a, b in zip([0, *cuts], [*cuts, None], strict=True)]
+        prefix = "-".join(parts)
+    return Q(pk__startswith=prefix)
+
+
 def resolve(database: str, prefixes: Iterable[str]) -> list[uuid.UUID]:
     """The job id each prefix names; JobNotFound listing every unknown or ambiguous one."""
     jobs = Job.objects.using(database)
@@ -34,11 +47,12 @@ def resolve(database: str, prefixes: Iterable[str]) -> list[uuid.UUID]:
         if len(prefix) == 32:
             matches = list(jobs.filter(pk=uuid.UUID(prefix)).values_list("pk", flat=True))
         else:
-            matches = list(jobs.filter(pk__startswith=prefix).values_list("pk", flat=True)[:2])
+            matching = jobs.filter(starts_with(database, prefix))
+            matches = list(matching.values_list("pk", flat=True)[:2])
         if not matches:
             problems.append(f"no job id starts with {prefix!r}")
         elif len(matches) > 1:
-            count = jobs.filter(pk__startswith=prefix).count()
+            count = matching.count()
             problems.append(f"{prefix!r} is ambiguous: {count} job ids start with it")
         else:
             found.append(matches[0])

@@ -82,6 +82,25 @@ def test_an_unknown_id_is_not_found_with_exit_1(action):
     assert "no job id starts with" in one_line_error(done)
 
 
+@pytest.mark.parametrize(
+    ("prefix", "code", "out"),
+    [
+        ("abcdef010000400080", 0, "retried 1 job(s)"),
+        ("abcdef01-0000-4000-8", 0, "retried 1 job(s)"),
+        ("ABCDEF01-0000", 1, "'abcdef010000' is ambiguous: 2 job ids start with it"),
+    ],
+)
+def test_a_long_prefix_with_or_without_hyphens(prefix, code, out):
+    # Given two failed jobs whose ids share their first 16 hex characters
+    for new_id in ("abcdef01-0000-4000-8000-000000000001", "abcdef01-0000-4000-9000-000000000002"):
+        Job.objects.filter(pk=failed()).update(id=uuid.UUID(new_id))
+    # When one is named by a longer prefix (hyphens as the admin shows them, or none)
+    done = jobs("retry", prefix)
+    # Then a unique prefix finds it, and a shared one is ambiguous
+    assert done.returncode == code, done.stderr
+    assert out in (done.stdout if code == 0 else one_line_error(done))
+
+
 def test_an_ambiguous_prefix_is_an_error_giving_the_count():
     # Given three jobs whose ids share their first 8 characters
     ids = [failed() for _ in range(3)]

@@ -107,7 +107,7 @@ class JobAdmin(ReadOnlyAdmin):
             pass
         matches = Q(task_path__icontains=term) | Q(args__icontains=term)
         try:  # the short id the changelist shows, or any longer prefix of an id
-            matches |= Q(pk__startswith=job_selection.id_prefix(term))
+            matches |= job_selection.starts_with(queryset.db, job_selection.id_prefix(term))
         except ValueError:
             pass
         return queryset.filter(matches | Q(kwargs__icontains=term)), False
