@@ -156,7 +156,7 @@ def test_a_bad_row_already_in_the_table_is_skipped_and_reported_others_fire():
         {"timezone": "Mars/Olympus", "interval_seconds": None, "cron": "0 3 * * *"},
         {"cron": "bogus", "interval_seconds": None},
         {"interval_seconds": 0},
-        {"missed_runs": "sometimes"},
+        {"missed_runs": "never"},
         {"kwargs": {"c": 1}},
     ],
     ids=str,
