@@ -177,3 +177,18 @@ def test_any_bad_row_is_reported_on_the_row_and_never_stops_the_others(bad, capl
     assert not [r for r in caplog.records if r.exc_info]
     good.refresh_from_db()
     assert good.last_job_id is not None
+
+
+def test_jobs_schedules_that_is_not_a_dict_is_one_error_and_deletes_nothing(settings):
+    # Given a synced code schedule, then JOBS_SCHEDULES replaced by a list by mistake
+    settings.JOBS_SCHEDULES = {"adder": {"task": ADD, "interval": 60, "args": [1, 2]}}
+    sync_declared("default")
+    settings.JOBS_SCHEDULES = [{"task": ADD, "interval": 60}]
+    # When the checks run and beat syncs
+    errors = check_declared_schedules()
+    report = sync_declared("default")
+    # Then one E010 says what JOBS_SCHEDULES must be, and the existing row is untouched
+    assert [e.id for e in errors] == ["django_jobs.E010"]
+    assert "must be a dict of name -> definition, not list" in errors[0].msg
+    assert report["deleted"] == []
+    assert Schedule.objects.filter(name="adder").exists()
