@@ -16,6 +16,7 @@ from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 from django.tasks.exceptions import InvalidTask, InvalidTaskBackend
 
 from django_jobs import job_selection, registry, services
+from django_jobs.backend import JobsBackend
 from django_jobs.exceptions import JobsError, UnknownTask
 from django_jobs.models import JobStatus
 
@@ -176,6 +177,8 @@ class Command(BaseCommand):
             jobs_backend = task_backends[backend]
         except InvalidTaskBackend as e:
             raise bad_arguments(str(e)) from e
+        if not isinstance(jobs_backend, JobsBackend):
+            raise bad_arguments(f"TASKS[{backend!r}] is not a django_jobs.backend.JobsBackend.")
         database = jobs_backend.jobs_options.database
         if action == "stats":
             self.stdout.write(json.dumps(services.stats(database), indent=2))
