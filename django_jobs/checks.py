@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core import checks
 
 from .conf import BROKERS, JobsOptions
+from .option_checks import check_option_values, valid
 
 
 def check_backend(backend) -> list[checks.CheckMessage]:
@@ -18,10 +19,13 @@ def check_backend(backend) -> list[checks.CheckMessage]:
                 "INSTALLED_APPS.",
                 hint="Add 'django_jobs' to INSTALLED_APPS and run 'manage.py migrate': the "
                 "backend stores jobs in its models.",
-                id="django_jobs.E020",
+                id="django_jobs.E022",
             )
         )
     where = f"TASKS[{backend.alias!r}]['OPTIONS']"
+    errors += check_option_values(options, where)
+    if not isinstance(options, dict):
+        return errors
     unknown = JobsOptions.unknown_keys(options)
     if unknown:
         errors.append(
@@ -32,7 +36,7 @@ def check_backend(backend) -> list[checks.CheckMessage]:
             )
         )
     jobs_options = backend.jobs_options
-    if jobs_options.broker not in BROKERS:
+    if valid(options, "broker") and jobs_options.broker not in BROKERS:
         errors.append(
             checks.Error(
                 f"{where}['broker'] is {jobs_options.broker!r}.",
@@ -48,8 +52,10 @@ def check_backend(backend) -> list[checks.CheckMessage]:
                 id="django_jobs.E003",
             )
         )
-    if jobs_options.broker == "redis" and jobs_options.redis_url:
+    if jobs_options.broker == "redis" and jobs_options.redis_url and valid(options, "redis_url"):
         errors += check_redis(jobs_options.redis_url, where)
+    if not valid(options, "database"):
+        return errors
     if jobs_options.database not in settings.DATABASES:
         errors.append(
             checks.Error(
@@ -59,7 +65,8 @@ def check_backend(backend) -> list[checks.CheckMessage]:
             )
         )
         return errors
-    if jobs_options.heartbeat_interval * 2 > jobs_options.lease_seconds:
+    timing_valid = valid(options, "heartbeat_interval") and valid(options, "lease_seconds")
+    if timing_valid and jobs_options.heartbeat_interval * 2 > jobs_options.lease_seconds:
         errors.append(
             checks.Error(
                 f"{where}: heartbeat_interval ({jobs_options.heartbeat_interval}s) must be at "

@@ -110,3 +110,39 @@ def test_runbeat_refuses_a_bad_declared_cron(manage):
     assert beat.proc.wait(60) != 0
     assert "JOBS_SCHEDULES['bad']" in beat.output()
     assert "is not a valid cron expression" in beat.output()
+
+
+STRING_INTERVAL = {"task": "tests.tasks.add", "interval": "60", "args": [1, 2]}
+
+
+@pytest.mark.parametrize("command", [["runbeat"], ["runworker", "--beat"]])
+def test_a_bad_declared_interval_stops_beat_with_a_clear_error_not_a_crash_loop(manage, command):
+    # Given JOBS_SCHEDULES with "interval": "60" (a string), which used to pass `check` and
+    # then crash beat with a TypeError (and runworker --beat restarted it every ~2 s)
+    beat = manage(*command, schedules={"every minute": STRING_INTERVAL})
+    # When it starts
+    # Then it exits non-zero at once, naming the entry, without a traceback
+    assert beat.proc.wait(60) != 0
+    output = beat.output()
+    assert "django_jobs.E010" in output
+    assert "JOBS_SCHEDULES['every minute']: interval_seconds:" in output
+    assert "Traceback" not in output
+
+
+def test_beat_without_checks_skips_a_bad_entry_and_fires_the_others(manage):
+    # Given a bad entry next to a good every-second one, and checks skipped
+    declared = {
+        "bad": STRING_INTERVAL,
+        "good": {"task": "tests.tasks.add", "interval": 1, "args": [1, 2]},
+    }
+    beat = manage("runbeat", "--skip-checks", "--check-interval", "0.5", schedules=declared)
+    # When it runs
+    wait_for(lambda: len(fire_times("good")) >= 2, timeout=60, message="two fires of good")
+    # Then the bad entry was skipped with one error line, and beat keeps running
+    assert beat.proc.poll() is None
+    output = beat.output()
+    assert "schedule in JOBS_SCHEDULES is invalid, skipped name=bad" in output
+    assert "Traceback" not in output
+    assert not Schedule.objects.filter(name="bad").exists()
+    beat.proc.send_signal(signal.SIGTERM)
+    assert beat.proc.wait(30) == 0, output

@@ -63,7 +63,7 @@ def test_cancel_ends_ready_jobs_and_flags_running_ones():
     running = tasks.add.enqueue(3, 4)
     Job.objects.filter(pk=running.id).update(status=JobStatus.RUNNING)
     # When both are cancelled
-    out = run("cancel", ready.id, running.id)
+    out = run("cancel", ready.id, running.id, "--yes")
     # Then the ready one is CANCELLED (FAILED to Django) and the running one is asked to stop
     assert "cancelled 2" in out
     assert Job.objects.get(pk=ready.id).status == JobStatus.CANCELLED
@@ -80,7 +80,7 @@ def test_purge_deletes_only_old_finished_jobs():
     recent = tasks.add.enqueue(1, 2)
     finish(recent, JobStatus.SUCCESSFUL, ago=timedelta(days=1))
     pending = tasks.add.enqueue(1, 2)
-    assert "deleted 1" in run("purge", "--older-than", "30d")
+    assert "deleted 1" in run("purge", "--older-than", "30d", "--yes")
     assert set(Job.objects.values_list("pk", flat=True)) == {
         Job.objects.get(pk=recent.id).pk,
         Job.objects.get(pk=pending.id).pk,
@@ -96,7 +96,7 @@ def test_prune_workers_deletes_silent_worker_rows():
     now = timezone.now()
     for name, beat in (("old", now - timedelta(days=3)), ("fresh", now)):
         Worker.objects.create(id=name, hostname="h", pid=1, started_at=beat, last_heartbeat_at=beat)
-    assert "deleted 1" in run("prune-workers", "--older-than", "1d")
+    assert "deleted 1" in run("prune-workers", "--older-than", "1d", "--yes")
     assert list(Worker.objects.values_list("pk", flat=True)) == ["fresh"]
 
 

@@ -169,12 +169,12 @@ def test_check_reports_jobs_backend_without_the_app_installed(settings):
     installed = [app for app in settings.INSTALLED_APPS if app != "django_jobs"]
     with override_settings(INSTALLED_APPS=installed):
         # When the system checks run
-        messages = [m for m in checks.run_checks() if m.id == "django_jobs.E020"]
+        messages = [m for m in checks.run_checks() if m.id == "django_jobs.E022"]
     # Then one error per backend says so, with a hint
     assert len(messages) == len(settings.TASKS), messages
     assert "INSTALLED_APPS" in messages[0].msg and messages[0].hint
     # And with the app installed there is no such error
-    assert not [m for m in checks.run_checks() if m.id == "django_jobs.E020"]
+    assert not [m for m in checks.run_checks() if m.id == "django_jobs.E022"]
 
 
 # --- arguments bound at enqueue -----------------------------------------------------------------
