@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -166,6 +167,28 @@ def test_worker_rides_out_its_sessions_being_terminated_every_second(spawn_worke
     assert {job_of(r).status for r in results} == {JobStatus.SUCCESSFUL}
     assert sorted(map(int, lines(path))) == list(range(40))
     assert worker.children() == [row.pid]
+
+
+def test_a_forced_stop_writes_the_outcomes_already_finished(spawn_worker, tmp_path):
+    # Given a worker whose outcome writer is held for 3 s (writing a first job's failure),
+    # while a second job finishes and its outcome waits to be written
+    worker = spawn_worker(
+        "--concurrency", "2", options={"heartbeat_interval": 3, "lease_seconds": 6}
+    )
+    marker = tmp_path / "go"
+    holder = tasks.fails_then_holds_the_writer.enqueue(0, 3)
+    done = tasks.waits_for_file.enqueue(str(marker))
+    wait_for(lambda: job_of(holder).status == JobStatus.FAILED, timeout=30, message="the hold")
+    marker.touch()
+    time.sleep(0.5)  # the second job returns within ~20 ms of the file appearing
+    # When the worker is stopped at once (a second signal)
+    worker.signal(signal.SIGTERM)
+    wait_for(lambda: "finishing running jobs" in worker.output(), timeout=15)
+    worker.signal(signal.SIGTERM)
+    # Then before exiting it writes the finished job's outcome instead of abandoning it
+    assert worker.wait(30) == 0, worker.output()
+    assert "stopping now" in worker.output()
+    assert job_of(done).status == JobStatus.SUCCESSFUL, worker.output()
 
 
 # --- case 4: the query after the claim fails --------------------------------------------------
