@@ -13,8 +13,9 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
+import django_jobs
 from django_jobs.models import Gate, JobStatus, Worker
 from tests import tasks
 from tests.conftest import ROOT, process_env, wait_for, worker_database_url
@@ -22,8 +23,8 @@ from tests.test_processes import job_of, lines, live_worker
 
 pytestmark = pytest.mark.processes
 
-postgresql_only = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="terminates PostgreSQL sessions"
+with_sessions = pytest.mark.skipif(
+    connection.vendor == "sqlite", reason="SQLite has no sessions to terminate"
 )
 
 
@@ -39,29 +40,40 @@ def terminate_sessions(spare: set[int]) -> int:
     """Terminate every session on the test database but ``spare`` (as a proxy recycling
     connections, or a failover, would); return how many."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> ALL(%s)"
-            " AND backend_type = 'client backend'",
-            [sorted(spare)],
-        )
-        return cursor.fetchone()[0]
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> ALL(%s)"
+                " AND backend_type = 'client backend'",
+                [sorted(spare)],
+            )
+            return cursor.fetchone()[0]
+        cursor.execute("SELECT id FROM information_schema.processlist WHERE db = DATABASE()")
+        sessions = [session for (session,) in cursor.fetchall() if session not in spare]
+        for session in sessions:
+            with contextlib.suppress(DatabaseError):  # it may have ended meanwhile
+                cursor.execute(f"KILL {int(session)}")
+        return len(sessions)
+
+
+def session_id(cursor) -> int:
+    pg = connection.vendor == "postgresql"
+    cursor.execute("SELECT pg_backend_pid()" if pg else "SELECT CONNECTION_ID()")
+    return cursor.fetchone()[0]
 
 
 @contextlib.contextmanager
 def sessions_terminated_every(seconds: float):
     """Terminate the workers' database sessions every ``seconds`` while the block runs."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        spare = {cursor.fetchone()[0]}
+        spare = {session_id(cursor)}
     done = threading.Event()
     rounds = []
 
     def loop():
         try:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                spare.add(cursor.fetchone()[0])
+                spare.add(session_id(cursor))
             while not done.wait(seconds):
                 rounds.append(terminate_sessions(spare))
         finally:
@@ -76,10 +88,9 @@ def sessions_terminated_every(seconds: float):
         thread.join(10)
 
 
-def my_pid() -> int:
+def my_session() -> int:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        return cursor.fetchone()[0]
+        return session_id(cursor)
 
 
 # --- case 1: graceful shutdown of jobs longer than the lease ----------------------------------
@@ -105,6 +116,24 @@ def test_jobs_longer_than_the_lease_keep_their_leases_while_the_worker_drains(
         assert (job.attempts, job.errors, lines(path)) == (1, [], ["1"])
     assert "lease lost" not in first.output()
     assert "rescued" not in second.output()
+
+
+def test_a_draining_worker_still_passes_cancellation_on_to_its_jobs(spawn_worker, tmp_path):
+    # Given a worker draining (20 s grace period) a job that checks for cancellation
+    marker = tmp_path / "started"
+    result = tasks.stops_when_cancelled.enqueue(str(marker))
+    worker = spawn_worker("--shutdown-timeout", "20")
+    wait_for(marker.exists, timeout=30, message="the job to start")
+    worker.signal(signal.SIGTERM)
+    wait_for(lambda: "finishing running jobs" in worker.output(), timeout=15)
+    # When the job is cancelled
+    assert django_jobs.cancel(result)
+    # Then the job hears of it from the draining worker's heartbeat and stops by itself (its
+    # own traceback), rather than being cancelled when the grace period ends
+    assert worker.wait(60) == 0, worker.output()
+    job = job_of(result)
+    assert job.status == JobStatus.CANCELLED
+    assert "raise_if_cancelled" in job.errors[-1]["traceback"], job.errors
 
 
 # --- case 2: an immediate retry re-claimed by the same process -------------------------------
@@ -147,7 +176,7 @@ def test_sigterm_waits_for_an_immediate_retry_reclaimed_by_the_same_process(spaw
 
 
 # --- case 3: the heartbeat's connection dropped ---------------------------------------------
-@postgresql_only
+@with_sessions
 def test_worker_rides_out_its_sessions_being_terminated_every_second(spawn_worker, tmp_path):
     # Given a worker that heartbeats every 1.5 s for leases of 4.5 s
     worker = spawn_worker(
@@ -252,7 +281,7 @@ def test_jobs_claimed_before_a_failing_gated_claim_still_run(
 
 
 # --- case 7: the last write, and a signal during fork -------------------------------------------
-@postgresql_only
+@with_sessions
 def test_worker_marks_itself_stopped_although_its_connections_were_dropped(spawn_worker):
     # Given a worker draining a 4 s job after SIGTERM
     result = tasks.sleep.enqueue(4)
@@ -262,7 +291,7 @@ def test_worker_marks_itself_stopped_although_its_connections_were_dropped(spawn
     worker.signal(signal.SIGTERM)
     wait_for(lambda: "finishing running jobs" in worker.output(), timeout=15)
     # When all its database sessions are terminated before the job ends
-    assert terminate_sessions({my_pid()}) >= 1
+    assert terminate_sessions({my_session()}) >= 1
     # Then it reconnects to write the outcome and to mark its row stopped
     assert worker.wait(60) == 0, worker.output()
     assert job_of(result).status == JobStatus.SUCCESSFUL
