@@ -35,3 +35,30 @@ def call_reconnecting[T](
             logger.info("database error=%r; reconnecting and trying again", e)
             time.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def claim_reconnecting(database: str, broker, worker_id: str, queues, limit: int, now) -> list:
+    """``broker.claim(…)``, riding out a dropped connection.
+
+    After a transient database error the claim may still have committed (the server ran the
+    COMMIT, its answer was lost): its rows are RUNNING for this worker, and nobody would run
+    them. So first take back the rows this claim stamped, then, if there are none, claim again
+    on a new connection.
+    """
+    try:
+        return broker.claim(worker_id, queues, limit, now)
+    except (DatabaseError, InterfaceError) as e:
+        connections[database].close()
+        if not is_transient(e):
+            raise
+        logger.info("claim error=%r; reconnecting and looking for its rows", e)
+    claimed = call_reconnecting(database, stamped, database, worker_id, now)
+    return claimed or broker.claim(worker_id, queues, limit, now)
+
+
+def stamped(database: str, worker_id: str, now) -> list:
+    """The rows a claim by ``worker_id`` at ``now`` committed (a claim sets
+    ``last_attempted_at`` to its ``now``)."""
+    from .models import Job
+
+    return list(Job.objects.using(database).held_by(worker_id).filter(last_attempted_at=now))

@@ -16,7 +16,7 @@ from .. import leases, registry, rollup, services, workers
 from ..exceptions import BrokerUnavailable, JobCancelled, JobTimeout
 from ..execution import Attempt, Outcome
 from ..models import Job
-from ..reconnect import call_reconnecting
+from ..reconnect import call_reconnecting, claim_reconnecting
 from .completer import Completer
 from .pool import Pool
 
@@ -127,8 +127,8 @@ class WorkerProcess:
         if free <= 0 or self.stopping.is_set() or self.renewals_failing.is_set():
             return 0
         try:
-            jobs = call_reconnecting(
-                self.database, self.broker.claim, self.worker_id, self.queues, free, now
+            jobs = claim_reconnecting(
+                self.database, self.broker, self.worker_id, self.queues, free, now
             )
         except (DatabaseError, InterfaceError, BrokerUnavailable) as e:
             self._db_failures += 1
