@@ -191,8 +191,8 @@ def test_worker_rides_out_its_sessions_being_terminated_every_second(spawn_worke
     # Then the same process reconnected each time: it never gave its leases up, and every job
     # ran exactly once
     assert sum(rounds) >= 5, rounds
-    assert "heartbeats failing" not in worker.output()
-    assert "code=70" not in worker.output()
+    assert "heartbeats failing" not in worker.output(), worker.output()
+    assert "code=70" not in worker.output(), worker.output()
     failed = [job_of(r).errors for r in results if job_of(r).status != JobStatus.SUCCESSFUL]
     assert failed == [], worker.output()
     assert sorted(map(int, lines(path))) == list(range(40))

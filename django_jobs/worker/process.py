@@ -248,7 +248,7 @@ class WorkerProcess:
     def _safely(self, what: str, func, *args):
         """Call a housekeeping query; on a database or broker error log it, return None."""
         try:
-            return call_reconnecting(self.database, func, *args)
+            return call_reconnecting(self.database, func, *args, tries=3, pause=0.1)
         except (DatabaseError, InterfaceError, BrokerUnavailable) as e:
             connections[self.database].close()
             logger.warning("%s failed worker=%s error=%r", what, self.worker_id, e)
