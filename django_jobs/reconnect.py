@@ -37,8 +37,8 @@ def call_reconnecting[T](
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def claim_reconnecting(database: str, broker, worker_id: str, queues, limit: int, now) -> list:
-    """``broker.claim(…)``, riding out a dropped connection.
+def claim_reconnecting(database: str, worker_id: str, now, claim: Callable[[], list]) -> list:
+    """``claim()`` (which claims as ``worker_id`` at ``now``), riding out a dropped connection.
 
     After a transient database error the claim may still have committed (the server ran the
     COMMIT, its answer was lost): its rows are RUNNING for this worker, and nobody would run
@@ -46,14 +46,13 @@ def claim_reconnecting(database: str, broker, worker_id: str, queues, limit: int
     on a new connection.
     """
     try:
-        return broker.claim(worker_id, queues, limit, now)
+        return claim()
     except (DatabaseError, InterfaceError) as e:
         connections[database].close()
         if not is_transient(e):
             raise
         logger.info("claim error=%r; reconnecting and looking for its rows", e)
-    claimed = call_reconnecting(database, stamped, database, worker_id, now)
-    return claimed or broker.claim(worker_id, queues, limit, now)
+    return call_reconnecting(database, stamped, database, worker_id, now) or claim()
 
 
 def stamped(database: str, worker_id: str, now) -> list:

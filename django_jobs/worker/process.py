@@ -128,7 +128,10 @@ class WorkerProcess:
             return 0
         try:
             jobs = claim_reconnecting(
-                self.database, self.broker, self.worker_id, self.queues, free, now
+                self.database,
+                self.worker_id,
+                now,
+                lambda: self.broker.claim(self.worker_id, self.queues, free, now),
             )
         except (DatabaseError, InterfaceError, BrokerUnavailable) as e:
             self._db_failures += 1
