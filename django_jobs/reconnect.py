@@ -9,15 +9,12 @@ worker's leases may not have.
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 from django.db import DatabaseError, InterfaceError, connections
 
 from .transient import is_transient
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 def call_reconnecting[T](
