@@ -75,6 +75,19 @@ def check_backend(backend) -> list[checks.CheckMessage]:
                 id="django_jobs.E005",
             )
         )
+    if jobs_options.shutdown_timeout >= jobs_options.lease_seconds:
+        errors.append(
+            checks.Warning(
+                f"{where}: shutdown_timeout ({jobs_options.shutdown_timeout}s) is not shorter "
+                f"than lease_seconds ({jobs_options.lease_seconds}s).",
+                hint="A stopping worker keeps renewing its jobs' leases, but if it is killed "
+                "during that grace period (a process manager's stop timeout, an OOM kill) its "
+                "jobs run again only after their leases expire, and a job that outlives the "
+                "grace period is handed back only then. Keep shutdown_timeout below "
+                "lease_seconds, and give the process manager longer than shutdown_timeout.",
+                id="django_jobs.W002",
+            )
+        )
     database = settings.DATABASES[jobs_options.database]
     if database["ENGINE"].endswith("sqlite3"):
         db_options = database.get("OPTIONS", {})

@@ -5,6 +5,9 @@ import os
 import time
 from pathlib import Path
 
+from django.dispatch import receiver
+from django.tasks.signals import task_finished
+
 from django_jobs import task
 
 
@@ -342,3 +345,42 @@ def raises_base(kind):
 async def async_raises_base(kind):
     await asyncio.sleep(0)
     _raise_base(kind)
+
+
+# --- faults: leases, immediate retries, slow outcome writes ------------------------------------
+def _record_attempt(path, context) -> None:
+    with Path(path).open("a") as f:
+        f.write(f"{context.attempt}\n")
+
+
+@task(takes_context=True)
+def record_attempt_then_sleep(context, path, seconds):
+    """Append the attempt number to ``path`` (one line per execution), then sleep."""
+    _record_attempt(path, context)
+    time.sleep(seconds)
+    return context.attempt
+
+
+@task(max_attempts=3, retry_backoff=0, takes_context=True)
+def retries_at_once_then_sleeps(context, path, wait, seconds):
+    """Attempt 1 fails after ``wait`` s and is retried at once; later attempts sleep."""
+    _record_attempt(path, context)
+    if context.attempt == 1:
+        time.sleep(wait)
+        raise RuntimeError("retry me at once")
+    time.sleep(seconds)
+    return context.attempt
+
+
+@task(max_attempts=1)
+def fails_then_holds_the_writer(seconds, hold):
+    """Fail after ``seconds``; writing this failure then holds the worker's outcome writer for
+    ``hold`` s (see ``_hold_the_writer``): an outcome batch that takes long to be confirmed."""
+    time.sleep(seconds)
+    raise ValueError("failed on purpose")
+
+
+@receiver(task_finished)
+def _hold_the_writer(sender, task_result, **kwargs):
+    if task_result.task.name == "fails_then_holds_the_writer":
+        time.sleep(task_result.args[1])

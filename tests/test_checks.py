@@ -158,7 +158,9 @@ def test_unknown_database_alias_is_an_error(settings):
 @pytest.mark.parametrize(("lease", "heartbeat"), [(10, 6), (10, 10), (3, 20)])
 def test_heartbeat_longer_than_half_the_lease_is_an_error(settings, lease, heartbeat):
     # Given heartbeats so rare that a lease could run out between two of them
-    backend = configure(settings, lease_seconds=lease, heartbeat_interval=heartbeat)
+    backend = configure(
+        settings, lease_seconds=lease, heartbeat_interval=heartbeat, shutdown_timeout=1
+    )
     # When the backend is checked
     messages = [m for m in backend.check() if m.id != "django_jobs.W001"]
     # Then E005 explains the relation
@@ -172,6 +174,26 @@ def test_heartbeat_of_exactly_half_the_lease_passes(settings):
     # When the backend is checked
     # Then it is accepted
     assert "django_jobs.E005" not in ids(backend.check())
+
+
+@pytest.mark.parametrize(("lease", "shutdown"), [(30, 30), (30, 60)])
+def test_shutdown_timeout_not_shorter_than_the_lease_is_a_warning(settings, lease, shutdown):
+    # Given a grace period at least as long as the lease
+    backend = configure(settings, lease_seconds=lease, shutdown_timeout=shutdown)
+    # When the backend is checked
+    messages = [m for m in backend.check() if m.id != "django_jobs.W001"]
+    # Then W002 warns, naming both values
+    assert ids(messages) == ["django_jobs.W002"]
+    assert messages[0].level == checks.WARNING
+    assert f"({shutdown}s)" in messages[0].msg and f"({lease}s)" in messages[0].msg
+
+
+def test_shutdown_timeout_shorter_than_the_lease_passes(settings):
+    # Given the defaults' shape: a grace period shorter than the lease
+    backend = configure(settings, lease_seconds=60, shutdown_timeout=30)
+    # When the backend is checked
+    # Then there is no W002
+    assert "django_jobs.W002" not in ids(backend.check())
 
 
 def test_several_problems_are_all_reported(settings):

@@ -337,8 +337,9 @@ def _claim_two_step(database, candidates, worker_id, now, options, limit) -> lis
             return []
         jobs = Job.objects.using(database).filter(pk__in=ids)
         jobs.claim(worker_id, now, options.lease)
-    # ``ids`` were READY under lock, so these are exactly the rows this call claimed.
-    return list(jobs.held_by(worker_id))
+        # ``ids`` were READY under lock, so these are exactly the rows this call claimed. Read
+        # them before the commit: a failure after it would leave them RUNNING, never run.
+        return list(jobs.held_by(worker_id))
 
 
 def _psycopg_params(alias: str) -> dict:

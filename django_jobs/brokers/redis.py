@@ -21,6 +21,7 @@ from django.db import DatabaseError, InterfaceError, transaction
 from ..conf import JobsOptions
 from ..exceptions import BrokerUnavailable
 from ..gates import GatedClaims
+from ..reconnect import claim_reconnecting
 from .database import claim_ids
 from .redis_store import Entry, Store, epoch_ms
 from .redis_sweep import Sweeper
@@ -118,7 +119,15 @@ class RedisBroker:
     def _claim_rows(self, ids: list[str], worker_id: str, now: datetime) -> list:
 
         try:
-            jobs = claim_ids(self.database, self.alias, ids, worker_id, now, self.options)
+            # A new connection at once if the old one was dropped: the ids are popped now, and
+            # otherwise wait for a sweep (a proxy closing idle connections would fail every
+            # first claim after a pause, and the jobs would never be claimed).
+            jobs = claim_reconnecting(
+                self.database,
+                worker_id,
+                now,
+                partial(claim_ids, self.database, self.alias, ids, worker_id, now, self.options),
+            )
         except (DatabaseError, InterfaceError):
             # The rows were not claimed: let the next sweep put the ids back at once, instead
             # of after the lease (the sweep needs the database, which is what just failed).

@@ -70,6 +70,11 @@ async def _contained(coroutine):
         raise _Escaped(e) from None
 
 
+def attempt_key(attempt: Attempt) -> tuple[str, int]:
+    """What identifies one attempt of one job."""
+    return (str(attempt.job.pk), attempt.job.attempts)
+
+
 class Pool:
     """``concurrency`` slots; async tasks share one event loop thread.
 
@@ -94,8 +99,11 @@ class Pool:
         ]
         for thread in self.threads:
             thread.start()
-        self.running: dict[str, Running] = {}
-        self.unfinished: set = set()
+        # Keyed by (job, attempt), not by job: a job retried at once may be claimed again by
+        # this process before the completer confirms its previous attempt's outcome, and that
+        # late confirmation must not make the new attempt look finished (its lease unrenewed).
+        self.running: dict[tuple[str, int], Running] = {}
+        self.unfinished: set[tuple[str, int]] = set()
         self.lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -105,22 +113,27 @@ class Pool:
     def idle(self) -> bool:
         return not self.unfinished
 
-    def running_ids(self) -> list:
+    def running_ids(self) -> list[str]:
         """Jobs this process still owns: running, or finished but not yet written."""
         with self.lock:
-            return list(self.unfinished)
+            return list({pk for pk, _ in self.unfinished})
+
+    def executing(self) -> list[Running]:
+        """The attempts whose code is still running."""
+        with self.lock:
+            return list(self.running.values())
 
     def submit(self, attempt: Attempt) -> None:
         running = Running(attempt)
         with self.lock:
-            self.running[str(attempt.job.pk)] = running
-            self.unfinished.add(attempt.job.pk)
+            self.running[attempt_key(attempt)] = running
+            self.unfinished.add(attempt_key(attempt))
         self.inbox.put(running)
 
     def written(self, outcomes: list[Outcome]) -> None:
-        """The completer wrote these outcomes: the jobs are no longer ours."""
+        """The completer wrote these outcomes: those attempts are no longer ours."""
         with self.lock:
-            self.unfinished.difference_update(o.attempt.job.pk for o in outcomes)
+            self.unfinished.difference_update(attempt_key(o.attempt) for o in outcomes)
         self.on_done()
 
     def _serve(self) -> None:
@@ -143,10 +156,11 @@ class Pool:
 
     def forget(self, running: Running) -> bool:
         """Free the job's slot; False if the job was already given up (timed out)."""
+        key = attempt_key(running.attempt)
         with self.lock:
-            mine = self.running.get(str(running.attempt.job.pk)) is running
+            mine = self.running.get(key) is running
             if mine:
-                del self.running[str(running.attempt.job.pk)]
+                del self.running[key]
         self.on_done()
         return mine
 
@@ -189,10 +203,10 @@ class Pool:
 
     def request_cancel(self, ids, now: float) -> None:
         """Tell running jobs they are cancelled; past their ``cancel_grace`` they are stopped."""
+        wanted = {str(pk) for pk in ids}
         with self.lock:
-            for pk in ids:
-                running = self.running.get(str(pk))
-                if running is None or running.cancel_at is not None:
+            for (pk, _), running in self.running.items():
+                if pk not in wanted or running.cancel_at is not None:
                     continue
                 running.attempt.cancelled.set()
                 running.cancel_at = now + getattr(running.attempt.task, "cancel_grace", 10.0)

@@ -16,6 +16,7 @@ from .. import leases, registry, rollup, services, workers
 from ..exceptions import BrokerUnavailable, JobCancelled, JobTimeout
 from ..execution import Attempt, Outcome
 from ..models import Job
+from ..reconnect import call_reconnecting, claim_reconnecting
 from .completer import Completer
 from .pool import Pool
 
@@ -65,6 +66,10 @@ class WorkerProcess:
         self.worker_id = ""
         self.started_at: datetime | None = None
         self.stopping = threading.Event()
+        #: Set once every job is finished and written: the heartbeat runs until then.
+        self.finished = threading.Event()
+        #: Set while lease renewals fail: claim nothing that could not be renewed.
+        self.renewals_failing = threading.Event()
         self.force = False
         self.exit_code = 0
         self._db_failures = 0
@@ -89,7 +94,10 @@ class WorkerProcess:
         except (DatabaseError, InterfaceError, BrokerUnavailable) as e:
             logger.warning("sweep at start failed worker=%s error=%r", self.worker_id, e)
         self.completer.start()
-        threading.Thread(target=self._heartbeat, name="django-jobs-heartbeat", daemon=True).start()
+        self.heartbeat = threading.Thread(
+            target=self._heartbeat, name="django-jobs-heartbeat", daemon=True
+        )
+        self.heartbeat.start()
 
     def run(self) -> int:
         """Serve jobs until stopped; return the process exit status."""
@@ -116,10 +124,15 @@ class WorkerProcess:
         """Stop overdue jobs, then claim as many jobs as there are free slots."""
         self._enforce_timeouts()
         free = self.pool.free_slots()
-        if free <= 0 or self.stopping.is_set():
+        if free <= 0 or self.stopping.is_set() or self.renewals_failing.is_set():
             return 0
         try:
-            jobs = self.broker.claim(self.worker_id, self.queues, free, now)
+            jobs = claim_reconnecting(
+                self.database,
+                self.worker_id,
+                now,
+                lambda: self.broker.claim(self.worker_id, self.queues, free, now),
+            )
         except (DatabaseError, InterfaceError, BrokerUnavailable) as e:
             self._db_failures += 1
             delay = min(0.5 * 2**self._db_failures, 5.0)
@@ -185,7 +198,8 @@ class WorkerProcess:
     def _heartbeat(self) -> None:
         interval = self.options.heartbeat_interval
         last_ok = next_rollup = time.monotonic()
-        while not self.stopping.wait(interval):
+        # Not until ``stopping``: a draining worker's jobs still run, and keep their leases.
+        while not self.finished.wait(interval):
             now = timezone.now()
             ids = self.pool.running_ids()
             renewed = self._safely(
@@ -201,6 +215,10 @@ class WorkerProcess:
                 renewed = self._safely("re-register", self._register_again)
             if renewed:
                 last_ok = time.monotonic()
+            if renewed is None:
+                self.renewals_failing.set()
+            else:
+                self.renewals_failing.clear()
             self._check_cancelled(ids)
             self._safely("rescue", self._rescue, now)
             self._safely("sweep", self.broker.sweep, now, interval)
@@ -217,6 +235,7 @@ class WorkerProcess:
                 )
                 self.exit_code = EXIT_LOST
                 self.stop(force=True)
+                break
         connections[self.database].close()
 
     def _register(self) -> str:
@@ -252,7 +271,7 @@ class WorkerProcess:
     def _safely(self, what: str, func, *args):
         """Call a housekeeping query; on a database or broker error log it, return None."""
         try:
-            return func(*args)
+            return call_reconnecting(self.database, func, *args, tries=3, pause=0.1)
         except (DatabaseError, InterfaceError, BrokerUnavailable) as e:
             connections[self.database].close()
             logger.warning("%s failed worker=%s error=%r", what, self.worker_id, e)
@@ -278,30 +297,35 @@ class WorkerProcess:
             self.wake.clear()
             self._enforce_timeouts()
             self.wake.wait(min(0.5, max(deadline - time.monotonic(), 0.01)))
-        ids = [pk for pk in self.pool.running_ids() if self._executing(pk)]
-        if ids and self.exit_code != EXIT_LOST:
-            handed = (
-                Job.objects.using(self.database)
-                .held_by(self.worker_id)
-                .filter(pk__in=ids)
-                .requeue()
+        jobs = [running.attempt.job for running in self.pool.executing()]
+        if jobs and self.exit_code != EXIT_LOST:
+            held = Job.objects.using(self.database).held_by(self.worker_id)
+            handed = call_reconnecting(
+                self.database, held.filter(pk__in=[job.pk for job in jobs]).requeue
             )
             logger.warning("handed back %s unfinished job(s) worker=%s", handed, self.worker_id)
-            running = [self.pool.running.get(str(pk)) for pk in ids]
-            self.broker.publish([r.attempt.job for r in running if r is not None])
-
-    def _executing(self, pk) -> bool:
-        return str(pk) in self.pool.running
+            self.broker.publish(jobs)
 
     def _close(self) -> None:
         self.stopping.set()
         self.completer.stop()
-        if not self.force:
-            self.completer.thread.join(timeout=self.options.lease_seconds)
+        # Outcomes already finished are written even on a forced stop (briefly: the leases
+        # may be gone, and the writes are fenced anyway).
+        wait = self.options.heartbeat_interval if self.force else self.options.lease_seconds
+        self.completer.thread.join(timeout=wait)
+        self.finished.set()
+        self.heartbeat.join(timeout=self.options.heartbeat_interval)
         self.broker.close()
         self.pool.shutdown()
         try:
-            workers.mark_stopped(self.database, self.worker_id)
+            call_reconnecting(
+                self.database,
+                workers.mark_stopped,
+                self.database,
+                self.worker_id,
+                tries=4,
+                pause=0.5,
+            )
         except (DatabaseError, InterfaceError):
             logger.warning("could not mark worker stopped worker=%s", self.worker_id)
         connections.close_all()

@@ -13,6 +13,8 @@ logger = logging.getLogger(__name__)
 
 #: A child that dies sooner than this after starting is restarted after a pause.
 QUICK_DEATH = 2.0
+#: The signals the supervisor passes on to its children.
+RELAYED = {signal.SIGTERM, signal.SIGINT}
 
 
 class Supervisor:
@@ -69,20 +71,16 @@ class Supervisor:
     def _spawn(self, target: Callable[[int], int]) -> None:
         connections.close_all()  # a forked child must not share the parent's sockets
         parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.setpgid(0, 0)  # the terminal's Ctrl-C reaches the supervisor only
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                code = target(parent)
-            except BaseException:
-                logger.exception("worker process crashed")
-            finally:
-                logging.shutdown()
-                os._exit(code)
-        self.children[pid] = (time.monotonic(), target)
+        # A signal arriving between fork() and recording the child would be relayed to every
+        # child but this one: hold it until the child is recorded (the child unblocks too).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, RELAYED)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _child(target, parent, mask)
+            self.children[pid] = (time.monotonic(), target)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def _on_signal(self, signum, frame) -> None:
         self.signals.append(signum)
@@ -91,3 +89,19 @@ class Supervisor:
                 os.kill(pid, signum)
             except ProcessLookupError:
                 pass
+
+
+def _child(target: Callable[[int], int], parent: int, mask) -> None:
+    """Run ``target`` in a freshly forked child, then exit with its status (never returns)."""
+    code = 1
+    try:
+        os.setpgid(0, 0)  # the terminal's Ctrl-C reaches the supervisor only
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        code = target(parent)
+    except BaseException:
+        logger.exception("worker process crashed")
+    finally:
+        logging.shutdown()
+        os._exit(code)
