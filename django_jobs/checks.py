@@ -75,7 +75,11 @@ def check_backend(backend) -> list[checks.CheckMessage]:
                 id="django_jobs.E005",
             )
         )
-    if jobs_options.shutdown_timeout >= jobs_options.lease_seconds:
+    if (
+        valid(options, "shutdown_timeout")
+        and valid(options, "lease_seconds")
+        and jobs_options.shutdown_timeout >= jobs_options.lease_seconds
+    ):
         errors.append(
             checks.Warning(
                 f"{where}: shutdown_timeout ({jobs_options.shutdown_timeout}s) is not shorter "
