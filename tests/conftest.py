@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The options this test run gives every backend (e.g. the Redis broker for "default").
 BASE_OPTIONS = json.loads(os.environ.get("JOBS_OPTIONS") or "{}")
 
+#: The queues the test settings declare, as users do (testproject/settings.py: JOBS_QUEUES).
+QUEUES = ["default", "emails", "reports"]
+
 #: Short leases so crash-rescue tests finish in seconds.
 FAST_OPTIONS = {
     "task_modules": ["tests.tasks"],
@@ -134,8 +137,15 @@ def spawn_worker(transactional_db, tmp_path):
     """Start real runworker processes on the test database; all are killed at teardown."""
     handles: list[WorkerHandle] = []
 
-    def spawn(*args: str, options: dict | None = None, database_url: str = "") -> WorkerHandle:
-        env = process_env(options, database_url)
+    def spawn(
+        *args: str,
+        options: dict | None = None,
+        database_url: str = "",
+        queues: list[str] | None = None,
+    ) -> WorkerHandle:
+        """``queues``: the QUEUES of the worker's settings (default: the test settings')."""
+        extra = {} if queues is None else {"JOBS_QUEUES": json.dumps(queues)}
+        env = process_env(options, database_url, **extra)
         handle = WorkerHandle(args, env, tmp_path / f"worker-{len(handles)}.log")
         handles.append(handle)
         return handle
@@ -151,7 +161,7 @@ def fast_backend(settings):
     settings.TASKS = {
         "default": {
             "BACKEND": "django_jobs.backend.JobsBackend",
-            "QUEUES": [],
+            "QUEUES": QUEUES,
             "OPTIONS": {"broker": "database", **FAST_OPTIONS},
         }
     }
@@ -200,12 +210,12 @@ def redis_backend(settings, redis_db):
     settings.TASKS = {
         "default": {
             "BACKEND": "django_jobs.backend.JobsBackend",
-            "QUEUES": [],
+            "QUEUES": QUEUES,
             "OPTIONS": {"broker": "database", **FAST_OPTIONS},
         },
         "redis": {
             "BACKEND": "django_jobs.backend.JobsBackend",
-            "QUEUES": [],
+            "QUEUES": QUEUES,
             "OPTIONS": {"broker": "redis", "redis_url": redis_url(), **FAST_OPTIONS},
         },
     }

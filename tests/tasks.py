@@ -13,7 +13,7 @@ def add(a, b):
     return a + b
 
 
-@task(queue_name="other")
+@task(queue_name="emails")
 def other_queue(value):
     return value
 

@@ -149,11 +149,11 @@ def test_job_stuck_in_c_fails_and_asks_for_a_new_process(make_worker):
 
 
 def test_worker_only_claims_from_its_queues(make_worker):
-    # Given a job on "default" and one on "other", and a worker of queue "other"
+    # Given a job on "default" and one on "emails", and a worker of queue "emails"
     default = tasks.add.enqueue(1, 1)
     other = tasks.other_queue.enqueue("x")
-    worker = make_worker(queues=["other"])
-    # When its loop runs until the "other" job is done
+    worker = make_worker(queues=["emails"])
+    # When its loop runs until the "emails" job is done
     drive(worker, finished(other))
     # Then the "default" job was left alone
     assert worker.run_once(timezone.now()) == 0
