@@ -24,16 +24,17 @@ OPTIONS = {"task_modules": ["testproject.demo.tasks"]}
 
 ANY = []  # QUEUES = []: any queue name is allowed, a default worker serves every queue
 ONE = ["default"]
+TWO = ["emails", "reports"]
 
 #: (worker QUEUES, runworker flags, the queues whose jobs must run)
 CELLS = {
     "any-queue/no-flag": (ANY, [], QUEUES),
     "any-queue/one-flag": (ANY, ["--queue", "emails"], ["emails"]),
-    "any-queue/two-flags": (ANY, ["--queue", "emails", "--queue", "reports"], ["emails", "reports"]),
+    "any-queue/two-flags": (ANY, ["--queue", "emails", "--queue", "reports"], TWO),
     "one-queue/no-flag": (ONE, [], ["default"]),
     "three-queues/no-flag": (QUEUES, [], QUEUES),
     "three-queues/one-flag": (QUEUES, ["--queue", "reports"], ["reports"]),
-    "three-queues/two-flags": (QUEUES, ["--queue", "default", "--queue", "emails"], ["default", "emails"]),
+    "three-queues/two-flags": (QUEUES, ["--queue", "emails", "--queue", "reports"], TWO),
 }  # fmt: skip
 
 
