@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -251,3 +252,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "spawn_worker" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.processes)
+
+
+@contextmanager
+def renamed_column(table: str, column: str):
+    """Rename ``table.column`` for the duration (the code no longer matches the schema)."""
+    quote = connection.ops.quote_name
+    broken = f"{column}_broken"
+    rename = "ALTER TABLE {} RENAME COLUMN {} TO {}"
+    with connection.cursor() as cursor:
+        cursor.execute(rename.format(quote(table), quote(column), quote(broken)))
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(rename.format(quote(table), quote(broken), quote(column)))

@@ -316,3 +316,9 @@ def chord_callback(values, path):
     with Path(path).open("a") as f:
         f.write(f"{sum(values)}\n")
     return sum(values)
+
+
+@task()
+def returns_nul():
+    """A return value PostgreSQL's jsonb refuses (it holds no \\u0000): bad data, not bad SQL."""
+    return "a\x00b"

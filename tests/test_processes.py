@@ -250,12 +250,12 @@ def test_second_signal_stops_at_once_and_hands_the_job_back(spawn_worker, second
 
 
 # --- timeouts ----------------------------------------------------------------------------------
-def test_job_stuck_in_default_past_its_timeout_fails_and_the_process_is_replaced(spawn_worker):
+def test_job_stuck_in_c_past_its_timeout_fails_and_the_process_is_replaced(spawn_worker):
     # Given a worker
     worker = spawn_worker()
     first_row = live_worker(worker)
     # When a job blocks in C code past its one-second timeout
-    stuck = tasks.blocks_in_default.enqueue(30)
+    stuck = tasks.blocks_in_c.enqueue(30)
     wait_for(has_status(stuck, JobStatus.FAILED), timeout=60, message="the stuck job to fail")
     # Then it failed with JobTimeout and a new worker process took the old one's place
     job = job_of(stuck)
