@@ -98,6 +98,17 @@ def test_completion_on_a_broken_schema_stops_the_worker(spawn_worker):
     assert Job.objects.get(pk=running.id).status == JobStatus.RUNNING
 
 
+def test_worker_that_cannot_register_is_not_restarted_for_ever(spawn_worker):
+    # Given a column of the worker table renamed
+    with renamed_column("django_jobs_worker", "hostname"):
+        # When a worker starts
+        worker = spawn_worker()
+        # Then registering fails: an ERROR naming the start, exit EXIT_FATAL, and the
+        # supervisor does not start it again
+        assert_stopped_loudly(worker, {"start"})
+    assert worker.output().count("worker process stopped on an error") == 1
+
+
 def test_outcome_the_database_refuses_is_dropped_and_the_worker_serves_on(spawn_worker):
     if connection.vendor != "postgresql":
         pytest.skip("only PostgreSQL's jsonb refuses \\u0000 in a return value")
