@@ -4,6 +4,8 @@ DATABASE_URL      default sqlite:///<repo>/var/demo.sqlite3
 TEST_DATABASE_NAME  test database name for server databases (SQLite: a file in var/)
 REDIS_URL         when set, adds a second TASKS backend "redis" using the Redis broker
 JOBS_OPTIONS      JSON merged into every TASKS backend's OPTIONS
+JOBS_QUEUES       JSON list, every TASKS backend's QUEUES (default ["default", "emails", "reports"];
+                  '[]' allows any queue name)
 JOBS_LOG_LEVEL    level of the "django_jobs" logger (default INFO)
 JOBS_SCHEDULES    JSON replacing the demo's code-declared schedules ('{}' for none)
 """
@@ -89,10 +91,12 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 
 JOBS_OPTIONS = env.json("JOBS_OPTIONS", default={})
+# Several queues, as most projects declare them (an empty list would allow any name).
+JOBS_QUEUES = env.json("JOBS_QUEUES", default=["default", "emails", "reports"])
 TASKS = {
     "default": {
         "BACKEND": "django_jobs.backend.JobsBackend",
-        "QUEUES": [],
+        "QUEUES": JOBS_QUEUES,
         "OPTIONS": {"broker": "database", **JOBS_OPTIONS},
     },
 }
@@ -113,7 +117,7 @@ REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     TASKS["redis"] = {
         "BACKEND": "django_jobs.backend.JobsBackend",
-        "QUEUES": [],
+        "QUEUES": JOBS_QUEUES,
         "OPTIONS": {"broker": "redis", "redis_url": REDIS_URL, **JOBS_OPTIONS},
     }
 

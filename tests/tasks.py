@@ -16,7 +16,7 @@ def add(a, b):
     return a + b
 
 
-@task(queue_name="other")
+@task(queue_name="emails")
 def other_queue(value):
     return value
 
@@ -384,3 +384,9 @@ def fails_then_holds_the_writer(seconds, hold):
 def _hold_the_writer(sender, task_result, **kwargs):
     if task_result.task.name == "fails_then_holds_the_writer":
         time.sleep(task_result.args[1])
+
+
+@task()
+def returns_nul():
+    """A return value PostgreSQL's jsonb refuses (it holds no \\u0000): bad data, not bad SQL."""
+    return "a\x00b"

@@ -61,7 +61,7 @@ def test_changelist_filters_by_status_queue_task_and_worker(operator):
     )
     cases = {
         "?status__exact=FAILED": failed.pk,
-        "?queue_name=other": ready.id,
+        "?queue_name=emails": ready.id,
         "?task_path=tests.tasks.other_queue": ready.id,
         "?claimed_by=w-9": failed.pk,
     }

@@ -26,7 +26,7 @@ def finish(result, status, ago=timedelta(0)):
 
 
 def test_stats_counts_jobs_per_queue_and_status():
-    # Given two ready jobs in "default" and one failed in "other"
+    # Given two ready jobs in "default" and one failed in "emails"
     tasks.add.enqueue(1, 2)
     tasks.add.enqueue(3, 4)
     finish(tasks.other_queue.enqueue(1), JobStatus.FAILED)
@@ -34,7 +34,7 @@ def test_stats_counts_jobs_per_queue_and_status():
     stats = json.loads(run("stats"))
     # Then
     assert stats["queues"]["default"]["READY"] == 2
-    assert stats["queues"]["other"]["FAILED"] == 1
+    assert stats["queues"]["emails"]["FAILED"] == 1
     assert stats["live_workers"] == 0
 
 
@@ -101,9 +101,9 @@ def test_prune_workers_deletes_silent_worker_rows():
 
 
 def test_enqueue_runs_a_declared_task_by_path():
-    job_id = run("enqueue", "tests.tasks.add", "--args", "[2, 3]", "--queue", "q1").strip()
+    job_id = run("enqueue", "tests.tasks.add", "--args", "[2, 3]", "--queue", "reports").strip()
     job = Job.objects.get(pk=job_id)
-    assert (job.task_path, job.args, job.queue_name) == ("tests.tasks.add", [2, 3], "q1")
+    assert (job.task_path, job.args, job.queue_name) == ("tests.tasks.add", [2, 3], "reports")
 
 
 def test_enqueue_refuses_a_path_that_is_not_a_task():

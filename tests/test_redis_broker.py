@@ -84,11 +84,11 @@ def test_enqueue_many_publishes_every_job_in_one_pipeline(redis_backend, redis_d
     assert len(round_trips) == 1
     # And each is in its queue's ready set, or in the delayed set
     assert sorted(ready_ids(redis_db)) == sorted(r.id for r in results[:20])
-    assert ready_ids(redis_db, "other") == [results[20].id]
+    assert ready_ids(redis_db, "emails") == [results[20].id]
     assert delayed_ids(redis_db) == [results[21].id]
     assert {q.decode() for q in redis_db.smembers("django_jobs:redis:queues")} == {
         "default",
-        "other",
+        "emails",
     }
 
 
@@ -268,7 +268,7 @@ def test_sweep_restores_every_ready_job_after_redis_lost_its_data(redis_backend,
     ready = [on_redis(tasks.add).using(priority=p).enqueue(p, p) for p in (1, 5, 3)]
     delayed = on_redis(tasks.add).using(run_after=timezone.now() + LATER).enqueue(0, 0)
     running = on_redis(tasks.other_queue).enqueue("x")
-    claim(redis_backend, queues=["other"])
+    claim(redis_backend, queues=["emails"])
     redis_db.flushdb()
     # When the sweeper runs
     published = redis_backend.broker.sweep(timezone.now())
@@ -276,7 +276,7 @@ def test_sweep_restores_every_ready_job_after_redis_lost_its_data(redis_backend,
     assert published == 4
     assert sorted(ready_ids(redis_db)) == sorted(r.id for r in ready)
     assert delayed_ids(redis_db) == [delayed.id]
-    assert ready_ids(redis_db, "other") == []
+    assert ready_ids(redis_db, "emails") == []
     assert Job.objects.get(pk=running.id).status == JobStatus.RUNNING
     # And claims follow priority again
     assert [str(j.pk) for j in claim(redis_backend)] == [ready[1].id, ready[2].id, ready[0].id]

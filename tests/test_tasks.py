@@ -19,7 +19,7 @@ from tests import tasks
 
 @django_jobs.task(
     priority=5,
-    queue_name="options",
+    queue_name="reports",
     max_attempts=4,
     timeout=30,
     retry_backoff=2,
@@ -64,7 +64,7 @@ def test_django_jobs_task_sets_every_option():
     # Then the JobTask carries them, dotted paths for the exception classes
     assert isinstance(with_options, JobTask)
     assert with_options.priority == 5
-    assert with_options.queue_name == "options"
+    assert with_options.queue_name == "reports"
     assert with_options.max_attempts == 4
     assert with_options.timeout == 30
     assert with_options.retry_backoff == 2
@@ -108,7 +108,7 @@ def test_declared_options_land_on_the_job_row():
     result = with_options.enqueue(1)
     # Then the row carries them: columns for max_attempts/timeout, the rest in options
     job = Job.objects.get(pk=result.id)
-    assert (job.priority, job.queue_name) == (5, "options")
+    assert (job.priority, job.queue_name) == (5, "reports")
     assert job.max_attempts == 4
     assert job.timeout == 30
     assert job.options == {
@@ -327,8 +327,11 @@ def test_queue_outside_the_backend_queues_is_rejected(restricted_queues):
 
 
 @pytest.mark.django_db
-def test_empty_queues_allow_any_queue():
+def test_empty_queues_allow_any_queue(settings):
     # Given the default backend with QUEUES = []
+    settings.TASKS = {
+        "default": {"BACKEND": "django_jobs.backend.JobsBackend", "QUEUES": [], "OPTIONS": {}}
+    }
     # When a task is enqueued on an arbitrary queue
     result = tasks.add.using(queue_name="anything-goes").enqueue(1, 2)
     # Then it is accepted

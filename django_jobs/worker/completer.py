@@ -6,12 +6,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from django.db import DatabaseError, InterfaceError, connections
+from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, connections
 from django.utils import timezone
 
 from ..completion import record_many
 from ..dbsession import relax_commits, serialized_writes
 from ..execution import Outcome
+from ..transient import is_transient
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +28,13 @@ class Completer:
         on_written: Callable[[list[Outcome]], None],
         give_up: float,
         relaxed_commits: bool = True,
+        on_fatal: Callable[[str, BaseException], None] | None = None,
     ):
         self.database = database
         self.relaxed_commits = relaxed_commits
         self.on_written = on_written
         self.give_up = give_up
+        self.on_fatal = on_fatal
         self.queue: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self.pending = 0
         self.lock = threading.Lock()
@@ -82,9 +85,29 @@ class Completer:
                 return
             except (DatabaseError, InterfaceError) as e:
                 connections[self.database].close()
+                if not is_transient(e):
+                    self._unmendable(batch, e)
+                    return
                 if time.monotonic() > deadline:
                     logger.error("dropping %s outcome(s) after error=%r", len(batch), e)
                     return
                 logger.warning("writing %s outcome(s) failed error=%r", len(batch), e)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _unmendable(self, batch: list[Outcome], error: BaseException) -> None:
+        """A write retrying cannot mend: bad data stops one outcome, anything else the worker."""
+        if not isinstance(error, DataError | IntegrityError):  # bad SQL, schema mismatch
+            if self.on_fatal is not None:
+                self.on_fatal("complete", error)
+            return
+        if len(batch) > 1:  # find the outcome(s) the database refuses; write the others
+            for outcome in batch:
+                self._write([outcome])
+            return
+        # Left RUNNING: rescued after its lease, it ends FAILED once out of attempts.
+        logger.error(
+            "complete failed, the database refuses this outcome; dropping it job_id=%s error=%r",
+            batch[0].attempt.job.pk,
+            error,
+        )

@@ -17,6 +17,7 @@ from ..exceptions import BrokerUnavailable, JobCancelled, JobTimeout
 from ..execution import Attempt, Outcome
 from ..models import Job
 from ..reconnect import call_reconnecting, claim_reconnecting
+from ..transient import SERVICE_ERRORS, is_transient
 from .completer import Completer
 from .pool import Pool
 
@@ -26,6 +27,9 @@ logger = logging.getLogger(__name__)
 EXIT_REPLACE = 75
 #: Exit status of a worker that lost its registration (heartbeats kept failing).
 EXIT_LOST = 70
+#: Exit status of a worker stopped by an error retrying cannot mend (sysexits' EX_CONFIG): bad
+#: SQL, a missing table or column, a task module that cannot load. The supervisor gives up.
+EXIT_FATAL = 78
 #: How often a worker rolls finished jobs up into the per-minute counters.
 ROLLUP_EVERY = 60.0
 
@@ -61,6 +65,7 @@ class WorkerProcess:
             on_written=self._written,
             give_up=max(self.options.lease_seconds - self.options.heartbeat_interval, 1.0),
             relaxed_commits=self.options.relaxed_commits,
+            on_fatal=self._fatal,
         )
         self.pool = Pool(concurrency, on_done=self.wake.set, on_outcome=self.completer.put)
         self.worker_id = ""
@@ -91,7 +96,9 @@ class WorkerProcess:
         self.broker.listen(self.wake, self.queues)
         try:  # repair the broker now (e.g. Redis restarted empty), not a heartbeat later
             self.broker.sweep(timezone.now(), every=self.options.heartbeat_interval)
-        except (DatabaseError, InterfaceError, BrokerUnavailable) as e:
+        except SERVICE_ERRORS as e:
+            if not is_transient(e):
+                raise
             logger.warning("sweep at start failed worker=%s error=%r", self.worker_id, e)
         self.completer.start()
         self.heartbeat = threading.Thread(
@@ -102,7 +109,15 @@ class WorkerProcess:
     def run(self) -> int:
         """Serve jobs until stopped; return the process exit status."""
         self._install_signal_handlers()
-        self.start()
+        try:
+            self.start()
+        except Exception as e:
+            if isinstance(e, SERVICE_ERRORS) and is_transient(e):
+                raise  # the supervisor starts another process after a pause
+            self._fatal("start", e)
+            self.force = True  # nothing started that could be drained
+            self._close()
+            return self.exit_code
         try:
             while not self.stopping.is_set():
                 self.wake.clear()
@@ -133,7 +148,10 @@ class WorkerProcess:
                 now,
                 lambda: self.broker.claim(self.worker_id, self.queues, free, now),
             )
-        except (DatabaseError, InterfaceError, BrokerUnavailable) as e:
+        except SERVICE_ERRORS as e:
+            if not is_transient(e):
+                self._fatal("claim", e)
+                return 0
             self._db_failures += 1
             delay = min(0.5 * 2**self._db_failures, 5.0)
             logger.warning("claim failed error=%r; retrying in %.1fs", e, delay)
@@ -154,6 +172,20 @@ class WorkerProcess:
         retried += [job for o in outcomes for job in o.attempt.activated]  # workflow steps
         if retried:
             self.broker.publish(retried)
+
+    def _fatal(self, statement: str, error: BaseException) -> None:
+        """Stop as on SIGTERM, then exit ``EXIT_FATAL``: retrying ``error`` cannot mend it."""
+        logger.error(
+            "%s failed, retrying cannot mend it; stopping statement=%s worker=%s exit=%s error=%r",
+            statement,
+            statement,
+            self.worker_id,
+            EXIT_FATAL,
+            error,
+            exc_info=not isinstance(error, SERVICE_ERRORS),  # e.g. a task module's ImportError
+        )
+        self.exit_code = EXIT_FATAL
+        self.stop()
 
     def stop(self, force: bool = False) -> None:
         self.force = self.force or force
@@ -272,8 +304,11 @@ class WorkerProcess:
         """Call a housekeeping query; on a database or broker error log it, return None."""
         try:
             return call_reconnecting(self.database, func, *args, tries=3, pause=0.1)
-        except (DatabaseError, InterfaceError, BrokerUnavailable) as e:
+        except SERVICE_ERRORS as e:
             connections[self.database].close()
+            if not is_transient(e):
+                self._fatal(what, e)
+                return None
             logger.warning("%s failed worker=%s error=%r", what, self.worker_id, e)
             return None
 
@@ -300,9 +335,13 @@ class WorkerProcess:
         jobs = [running.attempt.job for running in self.pool.executing()]
         if jobs and self.exit_code != EXIT_LOST:
             held = Job.objects.using(self.database).held_by(self.worker_id)
-            handed = call_reconnecting(
-                self.database, held.filter(pk__in=[job.pk for job in jobs]).requeue
-            )
+            try:
+                handed = call_reconnecting(
+                    self.database, held.filter(pk__in=[job.pk for job in jobs]).requeue
+                )
+            except SERVICE_ERRORS as e:  # their leases run out and they are rescued
+                logger.warning("could not hand back jobs worker=%s error=%r", self.worker_id, e)
+                return
             logger.warning("handed back %s unfinished job(s) worker=%s", handed, self.worker_id)
             self.broker.publish(jobs)
 

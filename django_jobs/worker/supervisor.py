@@ -1,5 +1,5 @@
 """Keep N worker processes (and an optional beat) alive: fork them, relay signals, replace
-the ones that die."""
+the ones that die, and give up when one stops on an error retrying cannot mend."""
 
 import logging
 import os
@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from django.db import connections
+
+from .process import EXIT_FATAL
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,9 @@ class Supervisor:
         return self.exit_code
 
     def _on_exit(self, pid: int, code: int, started: float, target: Callable) -> None:
+        if code == EXIT_FATAL:
+            self._give_up(pid, code)
+            return
         if self.signals:
             if code not in (0, -signal.SIGTERM, -signal.SIGINT):
                 self.exit_code = self.exit_code or 1
@@ -67,6 +72,19 @@ class Supervisor:
             time.sleep(QUICK_DEATH)
         if not self.signals:
             self._spawn(target)
+
+    def _give_up(self, pid: int, code: int) -> None:
+        """A replacement would fail the same way: stop the others, and exit with ``code``."""
+        self.exit_code = code
+        if self.signals:
+            return
+        logger.error(
+            "worker process stopped on an error retrying cannot mend pid=%s code=%s; "
+            "stopping the other processes, not replacing it",
+            pid,
+            code,
+        )
+        self._on_signal(signal.SIGTERM, None)
 
     def _spawn(self, target: Callable[[int], int]) -> None:
         connections.close_all()  # a forked child must not share the parent's sockets
