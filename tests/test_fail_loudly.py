@@ -109,7 +109,7 @@ def test_worker_that_cannot_register_is_not_restarted_for_ever(spawn_worker):
     assert worker.output().count("worker process stopped on an error") == 1
 
 
-def test_outcome_the_database_refuses_is_dropped_and_the_worker_serves_on(spawn_worker):
+def test_outcome_the_database_refuses_fails_that_job_alone_and_the_worker_serves_on(spawn_worker):
     if connection.vendor != "postgresql":
         pytest.skip("only PostgreSQL's jsonb refuses \\u0000 in a return value")
     # Given a serving worker
@@ -117,11 +117,17 @@ def test_outcome_the_database_refuses_is_dropped_and_the_worker_serves_on(spawn_
     ran_one_job(worker)
     # When a job returns a value the database refuses (bad data, not bad SQL)
     refused = tasks.returns_nul.enqueue()
-    wait_for(lambda: "the database refuses this outcome" in worker.output(), message="the drop")
-    # Then that outcome alone is dropped (the job is rescued later) and the worker serves on
+    # Then that job alone ends FAILED with the database's refusal, not retried, at once (not
+    # after its lease), and the worker serves on
+    wait_for(
+        lambda: Job.objects.get(pk=refused.id).status == JobStatus.FAILED, message="the failure"
+    )
+    job = Job.objects.get(pk=refused.id)
+    assert job.attempts == 1
+    assert "DataError" in job.errors[-1]["exception_class_path"], job.errors
+    assert "the database refuses this outcome" in worker.output()
     ran_one_job(worker)
     assert worker.proc.poll() is None
-    assert Job.objects.get(pk=refused.id).status == JobStatus.RUNNING
     assert "retrying cannot mend" not in worker.output()
 
 

@@ -105,9 +105,21 @@ class Completer:
             for outcome in batch:
                 self._write([outcome])
             return
-        # Left RUNNING: rescued after its lease, it ends FAILED once out of attempts.
+        outcome = batch[0]
+        if not isinstance(outcome.error, DataError | IntegrityError):
+            # The refusal is this attempt's failure: it ends FAILED now (not retried: the same
+            # value would be refused again), instead of waiting RUNNING for its lease to expire.
+            logger.error(
+                "complete failed, the database refuses this outcome; recording the refusal as "
+                "the job's failure job_id=%s error=%r",
+                outcome.attempt.job.pk,
+                error,
+            )
+            self._write([Outcome(outcome.attempt, error=error, retry=False)])
+            return
+        # Even the refusal cannot be written: left RUNNING, rescued after its lease.
         logger.error(
             "complete failed, the database refuses this outcome; dropping it job_id=%s error=%r",
-            batch[0].attempt.job.pk,
+            outcome.attempt.job.pk,
             error,
         )
