@@ -75,6 +75,9 @@ class WorkerProcess:
         self.finished = threading.Event()
         #: Set while lease renewals fail: claim nothing that could not be renewed.
         self.renewals_failing = threading.Event()
+        self.heartbeat = threading.Thread(
+            target=self._heartbeat, name="django-jobs-heartbeat", daemon=True
+        )
         self.force = False
         self.exit_code = 0
         self._db_failures = 0
@@ -101,9 +104,6 @@ class WorkerProcess:
                 raise
             logger.warning("sweep at start failed worker=%s error=%r", self.worker_id, e)
         self.completer.start()
-        self.heartbeat = threading.Thread(
-            target=self._heartbeat, name="django-jobs-heartbeat", daemon=True
-        )
         self.heartbeat.start()
 
     def run(self) -> int:
@@ -351,9 +351,11 @@ class WorkerProcess:
         # Outcomes already finished are written even on a forced stop (briefly: the leases
         # may be gone, and the writes are fenced anyway).
         wait = self.options.heartbeat_interval if self.force else self.options.lease_seconds
-        self.completer.thread.join(timeout=wait)
+        if self.completer.thread.ident is not None:  # not when start() failed before it
+            self.completer.thread.join(timeout=wait)
         self.finished.set()
-        self.heartbeat.join(timeout=self.options.heartbeat_interval)
+        if self.heartbeat.ident is not None:
+            self.heartbeat.join(timeout=self.options.heartbeat_interval)
         self.broker.close()
         self.pool.shutdown()
         try:
