@@ -24,15 +24,7 @@ if BACKPORT:
             "django-jobs on Django 5.2 needs the django-tasks backport: "
             "pip install 'django-jobs[django52]' (and add 'django_tasks' to INSTALLED_APPS)."
         ) from e
-    from django_tasks import (
-        Task,
-        TaskContext,
-        TaskResult,
-        TaskResultStatus,
-        default_task_backend,
-        task,
-        task_backends,
-    )
+    from django_tasks import default_task_backend, task_backends
     from django_tasks.backends.base import BaseTaskBackend
     from django_tasks.base import (
         DEFAULT_TASK_BACKEND_ALIAS,
@@ -40,22 +32,19 @@ if BACKPORT:
         DEFAULT_TASK_QUEUE_NAME,
         TASK_MAX_PRIORITY,
         TASK_MIN_PRIORITY,
+        Task,
+        TaskContext,
         TaskError,
+        TaskResult,
+        TaskResultStatus,
+        task,
     )
     from django_tasks.exceptions import InvalidTaskBackendError as InvalidTaskBackend
     from django_tasks.exceptions import InvalidTaskError as InvalidTask
     from django_tasks.exceptions import TaskException, TaskResultDoesNotExist, TaskResultMismatch
     from django_tasks.signals import task_enqueued, task_finished, task_started
 else:
-    from django.tasks import (
-        Task,
-        TaskContext,
-        TaskResult,
-        TaskResultStatus,
-        default_task_backend,
-        task,
-        task_backends,
-    )
+    from django.tasks import default_task_backend, task_backends
     from django.tasks.backends.base import BaseTaskBackend
     from django.tasks.base import (
         DEFAULT_TASK_BACKEND_ALIAS,
@@ -63,7 +52,12 @@ else:
         DEFAULT_TASK_QUEUE_NAME,
         TASK_MAX_PRIORITY,
         TASK_MIN_PRIORITY,
+        Task,
+        TaskContext,
         TaskError,
+        TaskResult,
+        TaskResultStatus,
+        task,
     )
     from django.tasks.exceptions import (
         InvalidTask,
