@@ -3,12 +3,12 @@
 # then the disruptive tests alone on PostgreSQL. Extra arguments go to every pytest run.
 #   bash scripts/test.sh [PYTEST_ARGS...]
 #   TEST_ONLY=sqlite,postgresql bash scripts/test.sh -k claim
-# Runs: sqlite, postgresql, mariadb, postgresql+redis (only the tests marked redis, which
-# fail there if Redis is down), redis-broker: all in .venv (the newest Django: 6.1); django60 (Django
-# 6.0 on Python 3.12, SQLite, .venv-django60), django52 and django52-postgresql (Django 5.2 LTS
-# with the django-tasks backport on Python 3.12, .venv-django52), disruptive (PostgreSQL;
-# selected when TEST_ONLY is empty or names it: it restarts the shared PostgreSQL).
-# Logs: var/test-logs/<run>.log.
+# Runs in .venv (the newest Django, 6.1): sqlite, postgresql, mariadb, postgresql+redis (only
+# the tests marked redis, which fail there if Redis is down), redis-broker, disruptive
+# (PostgreSQL; selected when TEST_ONLY is empty or names it: it restarts the shared PostgreSQL).
+# The older Djangos, each in its own venv (docs/django-versions.md): django60 (Django 6.0,
+# Python 3.12, SQLite, .venv-django60), django52 and django52-postgresql (Django 5.2 LTS with
+# the django-tasks backport, Python 3.12, .venv-django52). Logs: var/test-logs/<run>.log.
 # TEST_RUN_TIMEOUT (s, default 600) bounds each parallel run; TEST_DISRUPTIVE_TIMEOUT (default 240).
 # TEST_DB_SUFFIX (default empty) is appended to every test database name and REDIS_DB_BASE
 # (default 3) numbers the Redis databases, so two checkouts can run their suites side by side.
