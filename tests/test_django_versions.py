@@ -6,6 +6,8 @@ Tasks API from (``django.tasks`` or ``django_tasks``) is looked up by name, as a
 
 import importlib
 import logging
+import subprocess
+import sys
 
 import django
 import pytest
@@ -92,3 +94,16 @@ def test_the_test_project_passes_the_tasks_app_check():
     # When the check runs
     # Then it has nothing to say
     assert check_tasks_app() == []
+
+
+@pytest.mark.skipif(not BACKPORT, reason="Django 5.2 only: 6.x has django.tasks built in")
+def test_django_52_without_the_backport_says_what_to_install():
+    # Given Django 5.2 where the django_tasks package cannot be imported
+    code = "import sys; sys.modules['django_tasks'] = None; import django_jobs"
+    # When django-jobs is imported
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    # Then it fails with ImproperlyConfigured naming the extra to install
+    assert done.returncode != 0
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured:")
+    assert "pip install 'django-jobs[django52]'" in last_line
