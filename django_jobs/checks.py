@@ -115,7 +115,7 @@ def check_tasks_app(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 "Django 5.2: the django-tasks backport is not in INSTALLED_APPS.",
                 hint="Add 'django_tasks' to INSTALLED_APPS; without it no TASKS backend "
                 "is checked by 'manage.py check' (see docs/django-versions.md).",
-                id="django_jobs.E020",
+                id="django_jobs.E030",
             )
         ]
     return []

@@ -83,9 +83,9 @@ def test_backport_missing_from_installed_apps_is_an_error(settings):
     # Given Django 5.2 without 'django_tasks' in INSTALLED_APPS
     settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "django_tasks"]
     # When the system checks run
-    # Then E020 says to add it
+    # Then E030 says to add it
     messages = check_tasks_app()
-    assert [m.id for m in messages] == ["django_jobs.E020"]
+    assert [m.id for m in messages] == ["django_jobs.E030"]
     assert "'django_tasks'" in messages[0].hint
 
 
