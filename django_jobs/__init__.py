@@ -35,7 +35,7 @@ def task(
     """Declare a task, passing extra options (``max_attempts``, ``timeout``…) to the backend.
 
     Same signature as Django 6.1's ``django.tasks.task``; works on Django 6.0 too, whose
-    ``task()`` does not forward extra keywords to the backend's ``task_class``.
+    ``task()`` does not forward extra keywords to the backend's ``task_class``, and on 5.2.
     """
     from django.tasks import task_backends
 

@@ -165,9 +165,11 @@ class JobsBackend(BaseTaskBackend):
         if not isinstance(task, JobTask):
             from django.tasks.exceptions import InvalidTask
 
+            from .tasks_api import TASKS_MODULE
+
             raise InvalidTask(
                 f"{task.module_path} is a {type(task).__name__}; declare it with "
-                "@django_jobs.task or @django.tasks.task using this backend."
+                f"@django_jobs.task or @{TASKS_MODULE}.task using this backend."
             )
 
     # --- results --------------------------------------------------------------------------

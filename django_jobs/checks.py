@@ -168,3 +168,20 @@ def ping_redis(url: str, where: str) -> list[checks.CheckMessage]:
     finally:
         client.close()
     return []
+
+
+@checks.register
+def check_tasks_app(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """On Django 5.2, check that the django-tasks backport is an installed app."""
+    from .tasks_api import BACKPORT
+
+    if BACKPORT and not apps.is_installed("django_tasks"):
+        return [
+            checks.Error(
+                "Django 5.2: the django-tasks backport is not in INSTALLED_APPS.",
+                hint="Add 'django_tasks' to INSTALLED_APPS; without it no TASKS backend "
+                "is checked by 'manage.py check' (see docs/django-versions.md).",
+                id="django_jobs.E030",
+            )
+        ]
+    return []

@@ -12,6 +12,7 @@ JOBS_SCHEDULES    JSON replacing the demo's code-declared schedules ('{}' for no
 
 from pathlib import Path
 
+import django
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -33,6 +34,9 @@ INSTALLED_APPS = [
     "django_jobs",
     "testproject.demo",
 ]
+if django.VERSION < (6, 0):
+    # Django 5.2: the django-tasks backport provides the Tasks API (docs/django-versions.md).
+    INSTALLED_APPS.append("django_tasks")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -135,7 +139,9 @@ LOGGING = {
             "handlers": ["console"],
             "level": env("JOBS_LOG_LEVEL", default="INFO"),
         },
-        # Django's own per-task lines ("Task id=… state=…"): as verbose as ours.
+        # Django's own per-task lines ("Task id=… state=…"): as verbose as ours. The backport
+        # on Django 5.2 logs them as "django_tasks".
         "django.tasks": {"level": env("JOBS_LOG_LEVEL", default="INFO")},
+        "django_tasks": {"level": env("JOBS_LOG_LEVEL", default="INFO")},
     },
 }

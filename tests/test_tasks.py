@@ -14,6 +14,7 @@ from django_jobs.exceptions import InvalidTaskOptions
 from django_jobs.execution import Attempt, run_attempt
 from django_jobs.models import Job, JobStatus
 from django_jobs.tasks import JobTask
+from django_jobs.tasks_api import TASK_FORWARDS_OPTIONS
 from tests import tasks
 
 
@@ -32,7 +33,8 @@ def with_options(x):
     return x
 
 
-DJANGO_FORWARDS_OPTIONS = django.VERSION >= (6, 1)  # 6.0's @task takes no extra keywords
+# Django 6.0's @task takes no extra keywords; 6.1's and the 5.2 backport's pass them on.
+DJANGO_FORWARDS_OPTIONS = TASK_FORWARDS_OPTIONS
 
 
 def _declared_with_django_task():
