@@ -5,11 +5,6 @@ from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
-from django.tasks import TaskResult
-from django.tasks.backends.base import BaseTaskBackend
-from django.tasks.base import TaskError
-from django.tasks.exceptions import TaskResultDoesNotExist
-from django.tasks.signals import task_enqueued
 from django.utils import timezone
 from django.utils.functional import cached_property
 
@@ -20,6 +15,7 @@ from .exceptions import DuplicateJob
 from .jsonargs import check_json
 from .signatures import check_call
 from .tasks import JobTask
+from .tasks_api import BaseTaskBackend, TaskError, TaskResult, TaskResultDoesNotExist, task_enqueued
 
 
 class JobsBackend(BaseTaskBackend):
@@ -163,9 +159,7 @@ class JobsBackend(BaseTaskBackend):
     def validate_task(self, task) -> None:
         super().validate_task(task)
         if not isinstance(task, JobTask):
-            from django.tasks.exceptions import InvalidTask
-
-            from .tasks_api import TASKS_MODULE
+            from .tasks_api import TASKS_MODULE, InvalidTask
 
             raise InvalidTask(
                 f"{task.module_path} is a {type(task).__name__}; declare it with "

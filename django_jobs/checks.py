@@ -133,9 +133,8 @@ def check_redis_reachable(app_configs=None, **kwargs) -> list[checks.CheckMessag
     Not an error, and not run by every command: with Redis down, workers claim from the
     database and enqueue still writes the row, so ``migrate`` or ``runworker`` must not fail.
     """
-    from django.tasks import task_backends
-
     from .backend import JobsBackend
+    from .tasks_api import task_backends
 
     messages: list[checks.CheckMessage] = []
     for backend in task_backends.all():

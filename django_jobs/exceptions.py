@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from django.tasks.exceptions import InvalidTask
+from .tasks_api import InvalidTask
 
 
 class JobsError(Exception):

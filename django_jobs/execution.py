@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, InterfaceError, close_old_connections, connections, transaction
-from django.tasks import TaskResultStatus
-from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
 from . import registry, workflows
@@ -25,6 +23,7 @@ from .context import JobContext
 from .exceptions import Discard, JobArgumentsError, JobCancelled, LeaseLost, Snooze
 from .jsonargs import check_json
 from .models import Job, JobStatus, error_entry
+from .tasks_api import TaskResultStatus, task_finished, task_started
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Now
-from django.tasks import TaskResultStatus
 
 from .expressions import AppendJSON
 from .indexes import PartialIndex
+from .tasks_api import TaskResultStatus
 
 
 class JobStatus(models.TextChoices):

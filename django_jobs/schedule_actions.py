@@ -31,10 +31,9 @@ def run_now(schedules) -> tuple[list[str], list[tuple[Schedule, str]]]:
     Each schedule is enqueued on its own: one that cannot run does not stop the others.
     Return the job ids enqueued and, per schedule that failed, (schedule, error).
     """
-    from django.tasks.exceptions import InvalidTask
-
     from .exceptions import JobsError
     from .scheduler import enqueue_now
+    from .tasks_api import InvalidTask
 
     ids, failures = [], []
     for schedule in schedules:

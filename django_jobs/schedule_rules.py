@@ -10,11 +10,10 @@ import inspect
 from datetime import datetime
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
-from django.tasks.exceptions import InvalidTask, InvalidTaskBackend
 
 from . import timing
 from .exceptions import JobsError
+from .tasks_api import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, InvalidTask, InvalidTaskBackend
 
 TIME_FIELDS = ("run_at", "start_at", "end_at")
 SECONDS_FIELDS = ("misfire_grace_seconds", "catchup_window_seconds")

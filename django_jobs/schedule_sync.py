@@ -182,10 +182,9 @@ def reset_to_code(database: str, schedules) -> int:
 
 def discover_tasks() -> None:
     """Import every tasks module, including each JobsBackend's ``task_modules``."""
-    from django.tasks import task_backends
-
     from . import registry
     from .backend import JobsBackend
+    from .tasks_api import task_backends
 
     for backend in task_backends.all():
         if isinstance(backend, JobsBackend):

@@ -16,13 +16,12 @@ from datetime import datetime, timedelta
 
 from django.db import DatabaseError, IntegrityError, InterfaceError, connections, transaction
 from django.db.models import Min
-from django.tasks import task_backends
-from django.tasks.exceptions import InvalidTask
 from django.utils import timezone
 
 from . import registry, schedule_rules
 from .exceptions import InvalidSchedule, JobsError
 from .schedules import Schedule, ScheduleFire
+from .tasks_api import InvalidTask, task_backends
 
 logger = logging.getLogger(__name__)
 

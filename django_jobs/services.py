@@ -47,7 +47,7 @@ def cancel_jobs(jobs: JobQuerySet) -> int:
 
 
 def _publish(jobs) -> None:
-    from django.tasks import task_backends
+    from .tasks_api import task_backends
 
     for job in jobs:
         task_backends[job.backend].broker.publish([job])

@@ -21,12 +21,10 @@ def unreachable(task, task_modules) -> bool:
 @checks.register()
 def check_task_modules(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Warn once per module whose declared tasks a worker cannot import."""
-    from django.tasks import task_backends
-    from django.tasks.exceptions import InvalidTaskBackend
-
     from . import registry
     from .backend import JobsBackend
     from .schedule_sync import discover_tasks
+    from .tasks_api import InvalidTaskBackend, task_backends
 
     discover_tasks()
     found: dict[tuple[str, str], list[str]] = {}

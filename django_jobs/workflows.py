@@ -16,11 +16,11 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import F
-from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
 
 from .exceptions import InvalidTaskOptions
 from .signatures import check_call
+from .tasks_api import TaskResultStatus, task_backends
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ def fast_backend(settings):
             "OPTIONS": {"broker": "database", **FAST_OPTIONS},
         }
     }
-    from django.tasks import task_backends
+    from django_jobs.tasks_api import task_backends
 
     return task_backends["default"]
 
@@ -220,7 +220,7 @@ def redis_backend(settings, redis_db):
             "OPTIONS": {"broker": "redis", "redis_url": redis_url(), **FAST_OPTIONS},
         },
     }
-    from django.tasks import task_backends
+    from django_jobs.tasks_api import task_backends
 
     return task_backends["redis"]
 

@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 from django.dispatch import receiver
-from django.tasks.signals import task_finished
 
 from django_jobs import task
+from django_jobs.tasks_api import task_finished
 
 
 @task()

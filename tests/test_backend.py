@@ -7,15 +7,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import transaction
-from django.tasks import TaskResult, TaskResultStatus, task_backends
-from django.tasks.base import TaskError
-from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
-from django.tasks.signals import task_enqueued
 from django.utils import timezone
 
 from django_jobs.backend import JobsBackend
 from django_jobs.exceptions import InvalidJobArguments
 from django_jobs.models import Job, JobStatus, error_entry
+from django_jobs.tasks_api import (
+    InvalidTask,
+    TaskError,
+    TaskResult,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    task_backends,
+    task_enqueued,
+)
 from tests import tasks
 
 LEASE = timedelta(seconds=60)

@@ -2,10 +2,10 @@
 
 import pytest
 from django.db import transaction
-from django.tasks import task_backends
 
 from django_jobs.exceptions import InvalidJobArguments
 from django_jobs.models import Job, JobStatus
+from django_jobs.tasks_api import task_backends
 from tests import tasks
 
 

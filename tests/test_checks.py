@@ -6,7 +6,8 @@ import pytest
 from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
-from django.tasks import task_backends
+
+from django_jobs.tasks_api import task_backends
 
 # Model checks (JSONField support) ask the database for its features.
 pytestmark = pytest.mark.django_db

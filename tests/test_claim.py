@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, connections, transaction
-from django.tasks import task_backends
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_jobs.dbsession import relax_commits
 from django_jobs.models import Job, JobStatus
+from django_jobs.tasks_api import task_backends
 from tests import tasks
 
 #: Queries of one claim that finds jobs, per vendor, pinned so the hot path cannot silently

@@ -9,10 +9,10 @@ run (``JOBS_OPTIONS`` broker=redis) on the Redis broker, which every cell checks
 """
 
 import pytest
-from django.tasks import task_backends
 
 from django_jobs import services
 from django_jobs.models import Job, JobStatus, Worker
+from django_jobs.tasks_api import task_backends
 from testproject.demo import tasks
 from tests.conftest import BASE_OPTIONS, QUEUES
 

@@ -148,7 +148,7 @@ def test_jobs_command_pauses_and_resumes_a_queue():
 
 
 def test_claim_skips_paused_queues():
-    from django.tasks import task_backends
+    from django_jobs.tasks_api import task_backends
 
     broker = task_backends["default"].broker
     tasks.other_queue.enqueue(1)

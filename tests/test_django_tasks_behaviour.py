@@ -13,14 +13,12 @@ from io import StringIO
 import pytest
 from django.core import checks
 from django.core.management import CommandError, call_command
-from django.tasks import TaskResultStatus, task_backends
-from django.tasks.exceptions import InvalidTask
-from django.tasks.signals import task_started
 from django.test import override_settings
 from django.utils import timezone
 
 from django_jobs.execution import Attempt, record, run_attempt
 from django_jobs.models import Job, JobStatus
+from django_jobs.tasks_api import InvalidTask, TaskResultStatus, task_backends, task_started
 from django_jobs.worker.pool import Pool
 from django_jobs.workflows import chain
 from tests import tasks

@@ -7,13 +7,12 @@ worker thread), so these tests use committed rows (``transactional_db``).
 from datetime import timedelta
 
 import pytest
-from django.tasks import TaskResultStatus, task_backends
-from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
 from django_jobs import leases, workers
 from django_jobs.execution import Attempt, run_attempt
 from django_jobs.models import Job, JobStatus, Worker
+from django_jobs.tasks_api import TaskResultStatus, task_backends, task_finished, task_started
 from tests import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -216,7 +216,7 @@ def test_claim_falls_back_to_the_database_when_redis_is_down(settings, redis_bac
     # Given the redis backend pointing at a port where nothing listens, and a job enqueued there
     options = {**settings.TASKS["redis"]["OPTIONS"], "redis_url": "redis://127.0.0.1:1/0"}
     settings.TASKS = {**settings.TASKS, "redis": {**settings.TASKS["redis"], "OPTIONS": options}}
-    from django.tasks import task_backends
+    from django_jobs.tasks_api import task_backends
 
     backend = task_backends["redis"]
     result = on_redis(tasks.add).enqueue(1, 2)
@@ -290,7 +290,7 @@ def test_sweep_publishes_ready_rows_redis_never_saw(settings, redis_backend, red
     settings.TASKS = {**settings.TASKS, "redis": bad}
     result = on_redis(tasks.add).enqueue(1, 2)
     settings.TASKS = {**settings.TASKS, "redis": good}
-    from django.tasks import task_backends
+    from django_jobs.tasks_api import task_backends
 
     # When Redis is back and the sweeper runs
     published = task_backends["redis"].broker.sweep(timezone.now())

@@ -9,7 +9,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.tasks import task_backends
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -17,6 +16,7 @@ from django.utils import timezone
 from django_jobs import overview
 from django_jobs.brokers.fallback import OUTAGE_NOTE
 from django_jobs.models import Job, JobStatus, Worker
+from django_jobs.tasks_api import task_backends
 from tests import tasks
 from tests.conftest import FAST_OPTIONS, ManageProcess, process_env, wait_for
 from tests.console import PASSWORD, make_user

@@ -2,10 +2,10 @@
 error says how to fix it (``task_modules``)."""
 
 import pytest
-from django.tasks.base import TaskResultStatus
 
 from django_jobs.models import Job, JobStatus
 from django_jobs.task_checks import check_task_modules
+from django_jobs.tasks_api import TaskResultStatus
 from tests import outside_app_tasks
 from tests.conftest import FAST_OPTIONS
 

@@ -2,19 +2,21 @@
 
 from datetime import datetime, timedelta
 
-import django
-import django.tasks
 import pytest
-from django.tasks import TaskResultStatus, task_backends
-from django.tasks.exceptions import InvalidTask
 from django.utils import timezone
 
 import django_jobs
+from django_jobs import tasks_api
 from django_jobs.exceptions import InvalidTaskOptions
 from django_jobs.execution import Attempt, run_attempt
 from django_jobs.models import Job, JobStatus
 from django_jobs.tasks import JobTask
-from django_jobs.tasks_api import TASK_FORWARDS_OPTIONS
+from django_jobs.tasks_api import (
+    TASK_FORWARDS_OPTIONS,
+    InvalidTask,
+    TaskResultStatus,
+    task_backends,
+)
 from tests import tasks
 
 
@@ -42,7 +44,7 @@ def _declared_with_django_task():
 
 
 if DJANGO_FORWARDS_OPTIONS:
-    declared_with_django_task = django.tasks.task(max_attempts=2, timeout=5)(
+    declared_with_django_task = tasks_api.task(max_attempts=2, timeout=5)(
         _declared_with_django_task
     )
 
@@ -101,7 +103,7 @@ def test_on_django_60_extra_options_need_django_jobs_task():
     # Given Django 6.0, whose @task takes no extra keywords
     # Then it refuses them, which is why django_jobs.task exists
     with pytest.raises(TypeError):
-        django.tasks.task(max_attempts=2)(_declared_with_django_task)
+        tasks_api.task(max_attempts=2)(_declared_with_django_task)
 
 
 @pytest.mark.django_db

@@ -155,7 +155,7 @@ def test_options_checks_return_messages_never_raise(options):
         "default": {"BACKEND": "django_jobs.backend.JobsBackend", "QUEUES": [], "OPTIONS": options}
     }
     with override_settings(TASKS=tasks_setting):
-        from django.tasks import task_backends
+        from django_jobs.tasks_api import task_backends
 
         # When every check runs
         messages = task_backends["default"].check()

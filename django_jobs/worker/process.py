@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, InterfaceError, connections
-from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
 
 from .. import leases, registry, rollup, services, workers
@@ -17,6 +16,7 @@ from ..exceptions import BrokerUnavailable, JobCancelled, JobTimeout
 from ..execution import Attempt, Outcome
 from ..models import Job
 from ..reconnect import call_reconnecting, claim_reconnecting
+from ..tasks_api import TaskResultStatus, task_backends
 from ..transient import SERVICE_ERRORS, is_transient
 from .completer import Completer
 from .pool import Pool

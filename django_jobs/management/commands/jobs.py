@@ -11,14 +11,19 @@ import sys
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.tasks import task_backends
-from django.tasks.base import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
-from django.tasks.exceptions import InvalidTask, InvalidTaskBackend
 
 from django_jobs import job_selection, registry, services
 from django_jobs.backend import JobsBackend
 from django_jobs.exceptions import JobsError, UnknownTask
 from django_jobs.models import JobStatus
+
+from ...tasks_api import (
+    TASK_MAX_PRIORITY,
+    TASK_MIN_PRIORITY,
+    InvalidTask,
+    InvalidTaskBackend,
+    task_backends,
+)
 
 #: Ids listed by --dry-run before "… and N more".
 LIST_LIMIT = 20
