@@ -1,12 +1,11 @@
 """django-jobs: background jobs for Django, as a ``django.tasks`` backend."""
 
-from django.tasks.base import (
+from .exceptions import Discard, DuplicateJob, JobCancelled, Snooze
+from .tasks_api import (
     DEFAULT_TASK_BACKEND_ALIAS,
     DEFAULT_TASK_PRIORITY,
     DEFAULT_TASK_QUEUE_NAME,
 )
-
-from .exceptions import Discard, DuplicateJob, JobCancelled, Snooze
 
 __all__ = [
     "Discard", "DuplicateJob", "JobCancelled", "Snooze", "cancel", "chain", "chord", "group",
@@ -35,9 +34,9 @@ def task(
     """Declare a task, passing extra options (``max_attempts``, ``timeout``…) to the backend.
 
     Same signature as Django 6.1's ``django.tasks.task``; works on Django 6.0 too, whose
-    ``task()`` does not forward extra keywords to the backend's ``task_class``.
+    ``task()`` does not forward extra keywords to the backend's ``task_class``, and on 5.2.
     """
-    from django.tasks import task_backends
+    from .tasks_api import task_backends
 
     if "run_after" in options:
         raise TypeError("run_after cannot be set on @task; use .using(run_after=...).")
@@ -61,9 +60,8 @@ def cancel(result, backend: str | None = None) -> bool:
     asking its worker to stop it. Returns False if the job had already finished (or was
     already being cancelled).
     """
-    from django.tasks import task_backends
-
     from . import services
+    from .tasks_api import task_backends
 
     if hasattr(result, "id") and hasattr(result, "backend"):
         job_id, backend = result.id, backend or result.backend

@@ -3,9 +3,10 @@
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
-from django.tasks.exceptions import InvalidTask
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from . import registry, schedule_actions, timing
 from .exceptions import JobsError
@@ -33,6 +34,21 @@ class ScheduleForm(forms.ModelForm):
         )
 
 
+#: Characters of a schedule's error shown in the changelist (the rest is on hover).
+ERROR_PREVIEW = 80
+
+
+def failing_badge(error: str) -> str:
+    """A red "failing" mark with the start of ``error``; the whole text on hover."""
+    short = error if len(error) <= ERROR_PREVIEW else error[: ERROR_PREVIEW - 1] + "…"
+    return format_html(
+        '<span class="jobs-schedule-failing" title="{}" style="color: var(--error-fg, #ba2121)">'
+        "<strong>failing</strong>: {}</span>",
+        error,
+        short,
+    )
+
+
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
     form = ScheduleForm
@@ -51,6 +67,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     search_fields = ("name", "task", "description")
     actions = ("enable_schedules", "disable_schedules", "run_now", "reset_to_code")
     readonly_fields = (
+        "health",
         "upcoming_fire_times",
         "next_fire_at",
         "last_fired_at",
@@ -59,7 +76,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         "source",
     )
     fieldsets = (
-        (None, {"fields": ("name", "task", "description", "enabled", "source")}),
+        (None, {"fields": ("health", "name", "task", "description", "enabled", "source")}),
         (
             "When (one of cron, interval or one-off time)",
             {"fields": ("cron", "interval_seconds", "run_at", "timezone", "start_at", "end_at")},
@@ -103,6 +120,8 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     @admin.display(description="Last result")
     def last_result(self, obj: Schedule) -> str:
+        if obj.last_error:
+            return failing_badge(obj.last_error)
         if not obj.last_job_id:
             return "—"
         status = getattr(obj, "last_status", None) or "deleted"
@@ -111,6 +130,17 @@ class ScheduleAdmin(admin.ModelAdmin):
         except NoReverseMatch:
             return status
         return format_html('<a href="{}">{}</a>', url, status)
+
+    @admin.display(description="Status")
+    def health(self, obj: Schedule) -> str:
+        if obj.last_error:
+            return format_html(
+                '<strong class="errornote jobs-schedule-failing">Failing: {}</strong>',
+                obj.last_error,
+            )
+        if not obj.enabled:
+            return "Disabled"
+        return "OK" if obj.last_fired_at else "Not fired yet"
 
     @admin.display(description="Source")
     def source(self, obj: Schedule) -> str:
@@ -145,12 +175,15 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     @admin.action(description="Run selected schedules now", permissions=["change"])
     def run_now(self, request, queryset) -> None:
-        try:
-            ids = schedule_actions.run_now(queryset)
-        except (JobsError, InvalidTask, ValueError, TypeError) as e:
-            self.message_user(request, f"Nothing enqueued: {e}", messages.ERROR)
-            return
-        self.message_user(request, f"Enqueued {len(ids)} job(s).", messages.SUCCESS)
+        ids, failures = schedule_actions.run_now(queryset)
+        if ids:
+            text = ngettext("Enqueued %(count)d job.", "Enqueued %(count)d jobs.", len(ids))
+            self.message_user(request, text % {"count": len(ids)}, messages.SUCCESS)
+        for schedule, error in failures:
+            text = _("Schedule “%(name)s” was not run: %(error)s")
+            self.message_user(
+                request, text % {"name": schedule.name, "error": error}, messages.ERROR
+            )
 
     @admin.action(description="Reset to code definition", permissions=["change"])
     def reset_to_code(self, request, queryset) -> None:

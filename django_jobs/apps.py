@@ -8,4 +8,4 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, schedule_sync  # noqa: F401  (register the system checks)
+        from . import checks, schedule_sync, task_checks  # noqa: F401  (register the checks)

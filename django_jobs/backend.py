@@ -5,11 +5,6 @@ from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
-from django.tasks import TaskResult
-from django.tasks.backends.base import BaseTaskBackend
-from django.tasks.base import TaskError
-from django.tasks.exceptions import TaskResultDoesNotExist
-from django.tasks.signals import task_enqueued
 from django.utils import timezone
 from django.utils.functional import cached_property
 
@@ -18,7 +13,9 @@ from .bulk import insert_job, insert_jobs
 from .conf import JobsOptions
 from .exceptions import DuplicateJob
 from .jsonargs import check_json
+from .signatures import check_call
 from .tasks import JobTask
+from .tasks_api import BaseTaskBackend, TaskError, TaskResult, TaskResultDoesNotExist, task_enqueued
 
 
 class JobsBackend(BaseTaskBackend):
@@ -78,7 +75,7 @@ class JobsBackend(BaseTaskBackend):
         for task, args, kwargs in calls:
             template = templates.get(id(task))
             if template is None:
-                template = templates[id(task)] = self.build_job(task, (), {}, now)
+                template = templates[id(task)] = self.build_job(task, args, kwargs, now)
             jobs.append(self.build_job(task, args, kwargs, now, template=template))
         plain = [job for job in jobs if not job.unique_key]
         results: list[TaskResult | None] = [None] * len(jobs)
@@ -107,21 +104,33 @@ class JobsBackend(BaseTaskBackend):
     async def aenqueue(self, task: JobTask, args, kwargs) -> TaskResult:
         return await sync_to_async(self.enqueue, thread_sensitive=True)(task, args, kwargs)
 
-    def build_job(self, task: JobTask, args, kwargs, now: datetime | None = None, template=None):
+    def build_job(
+        self,
+        task: JobTask,
+        args,
+        kwargs,
+        now: datetime | None = None,
+        template=None,
+        bind: bool = True,
+    ):
         """Validate a call and return its unsaved Job row.
 
         ``template`` (a job built earlier for the same task and ``now``) skips validating the
         task again and shares its per-task values: bulk enqueue pays for them once.
+        ``bind=False`` leaves checking the arguments against the signature to the caller.
         """
         from .models import new_job
 
         check_json(list(args), "args")
         check_json(dict(kwargs), "kwargs")
+        if bind:
+            check_call(task, args, kwargs)
         if template is None:
             self.validate_task(task)
             now = now or timezone.now()
             max_attempts = task.max_attempts or self.jobs_options.default_max_attempts
-            options, run_after = task.stored_options(), max(task.run_after or now, now)
+            # A run_after in the past is kept as given: it orders the job among overdue ones.
+            options, run_after = task.stored_options(), task.run_after or now
             until = unique.key_until(task, now)
         else:
             now, max_attempts, options = (
@@ -150,11 +159,11 @@ class JobsBackend(BaseTaskBackend):
     def validate_task(self, task) -> None:
         super().validate_task(task)
         if not isinstance(task, JobTask):
-            from django.tasks.exceptions import InvalidTask
+            from .tasks_api import TASKS_MODULE, InvalidTask
 
             raise InvalidTask(
                 f"{task.module_path} is a {type(task).__name__}; declare it with "
-                "@django_jobs.task or @django.tasks.task using this backend."
+                f"@django_jobs.task or @{TASKS_MODULE}.task using this backend."
             )
 
     # --- results --------------------------------------------------------------------------
@@ -178,7 +187,8 @@ class JobsBackend(BaseTaskBackend):
         from .models import TASK_RESULT_STATUS
 
         task = task or registry.resolve(job.task_path)
-        run_after = job.run_after if job.run_after > job.enqueued_at else None
+        # A job enqueued without run_after is stored with run_after = enqueued_at.
+        run_after = job.run_after if job.run_after != job.enqueued_at else None
         if (task.priority, task.queue_name, task.run_after, task.backend) != (
             job.priority,
             job.queue_name,

@@ -6,11 +6,11 @@ from contextlib import nullcontext
 from datetime import datetime
 
 from django.db import connections, transaction
-from django.tasks import TaskResultStatus
 
 from . import workflows
 from .execution import Outcome, record
 from .models import Job, JobStatus
+from .tasks_api import TaskResultStatus
 
 
 def record_many(outcomes: Sequence[Outcome], database: str, now: datetime) -> None:

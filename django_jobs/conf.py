@@ -39,16 +39,18 @@ class JobsOptions:
 
     @classmethod
     def from_dict(cls, options: dict) -> "JobsOptions":
+        if not isinstance(options, dict):
+            return cls()  # the checks report it (E020)
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in options.items() if k in known}
-        if "task_modules" in values:
+        if isinstance(values.get("task_modules"), list | tuple):
             values["task_modules"] = tuple(values["task_modules"])
         return cls(**values)
 
     @classmethod
     def unknown_keys(cls, options: dict) -> list[str]:
         known = {f.name for f in fields(cls)}
-        return sorted(set(options) - known)
+        return sorted(str(key) for key in set(options) - known)
 
     @property
     def lease(self) -> timedelta:

@@ -3,9 +3,8 @@
 import threading
 from dataclasses import dataclass
 
-from django.tasks import TaskContext
-
 from .exceptions import JobCancelled
+from .tasks_api import TaskContext
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

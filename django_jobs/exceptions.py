@@ -2,15 +2,18 @@
 
 from datetime import timedelta
 
-from django.tasks.exceptions import InvalidTask
+from .tasks_api import InvalidTask
 
 
 class JobsError(Exception):
     """Base class of every django-jobs error."""
 
 
-class InvalidJobArguments(InvalidTask, JobsError):
-    """A job's arguments or options cannot be stored as JSON (raised at enqueue)."""
+class InvalidJobArguments(InvalidTask, JobsError, TypeError):
+    """A job's arguments or options cannot be stored as JSON (raised at enqueue).
+
+    Also a ``TypeError``: what Django's own backends raise for the same mistake.
+    """
 
 
 class InvalidTaskOptions(InvalidTask, JobsError):

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, InterfaceError, close_old_connections, connections, transaction
-from django.tasks import TaskResultStatus
-from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
 from . import registry, workflows
@@ -25,6 +23,7 @@ from .context import JobContext
 from .exceptions import Discard, JobArgumentsError, JobCancelled, LeaseLost, Snooze
 from .jsonargs import check_json
 from .models import Job, JobStatus, error_entry
+from .tasks_api import TaskResultStatus, task_finished, task_started
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +123,17 @@ class Attempt:
             error["exception_class_path"],
         )
         self.job.errors = [*self.job.errors, error]
-        self.finish(TaskResultStatus.READY if verdict == "retry" else TaskResultStatus.FAILED, None)
+        if verdict == "retry":
+            self.finish(TaskResultStatus.READY, None)
+            return
+        # Django's task_finished receiver logs the failure with sys.exc_info(): send it
+        # while the task's exception is the one being handled, with the task's traceback.
+        traceback_ = exc.__traceback__
+        try:
+            raise exc
+        except BaseException:  # noqa: BLE001
+            exc.__traceback__ = traceback_
+            self.finish(TaskResultStatus.FAILED, None)
 
     def snooze(self, seconds: float, now: datetime) -> None:
         """Queue the job again ``seconds`` from now; the attempt does not count."""
@@ -213,8 +222,11 @@ def execute(attempt: Attempt, call) -> Outcome:
             value = call_atomic(attempt, call, args, kwargs)
         else:
             value = call(attempt.task, args, kwargs)
-            check_json(value, "return value")
-    except Exception as e:  # noqa: BLE001
+            check_json(value, "return value", TypeError)
+    except BaseException as e:  # noqa: BLE001
+        # SystemExit, KeyboardInterrupt, GeneratorExit… raised by the task's code are the
+        # task's failure too (as in Django's backends). They cannot be the worker's own
+        # stop: its signals are handled on the main thread, which never runs a task.
         return Outcome(attempt, error=e)
     return Outcome(attempt, value=value, written=atomic)
 
@@ -227,7 +239,7 @@ def call_atomic(attempt: Attempt, call, args, kwargs):
     """
     with transaction.atomic(using=attempt.backend.database):
         value = call(attempt.task, args, kwargs)
-        check_json(value, "return value")
+        check_json(value, "return value", TypeError)
         if not attempt.held.mark_succeeded(timezone.now(), value):
             raise LeaseLost(f"job {attempt.job.pk} attempt {attempt.job.attempts} lost its lease")
         if attempt.job.workflow_id:

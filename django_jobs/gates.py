@@ -10,14 +10,18 @@ so limits hold across all workers; waiting jobs are never claimed and spend no a
 """
 
 import hashlib
+import logging
 import random
 import re
 import time
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, connections, transaction
 
 from .exceptions import InvalidTaskOptions
+from .transient import is_transient
+
+logger = logging.getLogger(__name__)
 
 PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*\.?\d*)\s*([smhd])\s*$")
@@ -96,9 +100,14 @@ class GatedClaims:
         """``jobs`` from the ordinary claim, plus gated ones for the slots still free."""
         if len(jobs) >= limit:
             return jobs
-        return jobs + self.claim(
-            worker_id, queues, paused, limit - len(jobs), now, lease, len(jobs)
-        )
+        try:
+            return jobs + self.claim(
+                worker_id, queues, paused, limit - len(jobs), now, lease, len(jobs)
+            )
+        except (DatabaseError, InterfaceError) as e:
+            if not jobs:
+                raise
+            return kept(jobs, e, self.database)
 
     def claim(self, worker_id, queues, paused, limit, now, lease, found: int) -> list:
         """Claim up to ``limit`` gated jobs, if due (``found``: what the ordinary claim got)."""
@@ -140,10 +149,31 @@ def claim(
     random.shuffle(keys)  # no key starves the others
     claimed: list = []
     for key in keys[:KEYS_PER_CLAIM]:
-        claimed += claim_key(database, waiting, key, worker_id, limit - len(claimed), now, lease)
+        try:
+            claimed += claim_key(
+                database, waiting, key, worker_id, limit - len(claimed), now, lease
+            )
+        except (DatabaseError, InterfaceError) as e:
+            if not claimed:
+                raise
+            return kept(claimed, e, database), True
         if len(claimed) >= limit:
             break
     return claimed, True
+
+
+def kept(jobs: list, error: BaseException, database: str) -> list:
+    """The jobs a claim had committed before ``error``: they are RUNNING for this worker, so
+    they are run (raising would leave them to be rescued, charged an attempt, never run)."""
+    if is_transient(error):
+        connections[database].close()  # the next claim opens a new connection
+    logger.log(
+        logging.WARNING if is_transient(error) else logging.ERROR,
+        "gated claim failed, running the jobs already claimed jobs=%s error=%r",
+        len(jobs),
+        error,
+    )
+    return jobs
 
 
 def claim_key(database, waiting, key: str, worker_id, limit: int, now, lease) -> list:

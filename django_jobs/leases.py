@@ -58,14 +58,16 @@ def rescue_expired(
     jobs = Job.objects.using(database)
     fields = (
         "pk", "attempts", "max_attempts", "claimed_by", "backend", "queue_name", "priority",
-        "cancel_requested_at", "workflow_id", "db_now",
+        "cancel_requested_at", "workflow_id", "limit_key", "db_now",
     )  # fmt: skip
     expired = jobs.expired().annotate(db_now=DatabaseNow()).values_list(*fields)[:limit]
     rescued = 0
     back = []
     for row in list(expired):
-        pk, attempts, max_attempts, worker_id, backend, queue_name, priority, cancel, flow = row[:9]
-        db_now = row[9]  # the rescue's time, by the database's clock
+        *columns, db_now = row  # db_now: the rescue's time, by the database's clock
+        pk, attempts, max_attempts, worker_id, backend, queue, priority, cancel, flow, gate = (
+            columns
+        )
         error = error_entry(
             LOST,
             f"{LOST}: worker {worker_id} stopped heartbeating; lease expired.\n",
@@ -91,9 +93,10 @@ def rescue_expired(
                     Job(
                         pk=pk,
                         backend=backend,
-                        queue_name=queue_name,
+                        queue_name=queue,
                         priority=priority,
                         run_after=db_now,
+                        limit_key=gate,  # a limited job stays on the gated claim path
                     )
                 )
             logger.warning(

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Now
-from django.tasks import TaskResultStatus
 
 from .expressions import AppendJSON, DatabaseNow, lease_deadline
 from .indexes import PartialIndex
+from .tasks_api import TaskResultStatus
 
 
 class JobStatus(models.TextChoices):
@@ -353,6 +353,12 @@ class Worker(models.Model):
     started_at = models.DateTimeField()
     last_heartbeat_at = models.DateTimeField()
     stopped_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="What operators should know, e.g. that Redis is unreachable.",
+    )
 
     class Meta:
         db_table = "django_jobs_worker"

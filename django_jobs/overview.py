@@ -171,7 +171,7 @@ def workers(database: str, now: datetime, stale_after: timedelta) -> list[dict]:
         Worker.objects.using(database)
         .filter(stopped_at__isnull=True)
         .order_by("-last_heartbeat_at")
-        .values("id", "hostname", "pid", "queues", "concurrency", "last_heartbeat_at")
+        .values("id", "hostname", "pid", "queues", "concurrency", "last_heartbeat_at", "note")
     )[:100]
     return [
         {

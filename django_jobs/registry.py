@@ -4,6 +4,7 @@ import logging
 from importlib import import_module
 
 from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import autodiscover_modules
 
 from .exceptions import UnknownTask
@@ -18,6 +19,11 @@ def register(task) -> None:
     _tasks.setdefault(task.module_path, task)
 
 
+def tasks() -> list:
+    """Every task declared so far."""
+    return list(_tasks.values())
+
+
 def declared() -> list[str]:
     """Dotted paths of every task declared so far, sorted."""
     return sorted(_tasks)
@@ -26,11 +32,15 @@ def declared() -> list[str]:
 def autodiscover(extra_modules=()) -> None:
     """Import every installed app's ``tasks`` module, plus ``extra_modules``."""
     autodiscover_modules("tasks")
+    if isinstance(extra_modules, str) or not isinstance(extra_modules, list | tuple):
+        raise ImproperlyConfigured(
+            f"task_modules must be a list of module names, not {extra_modules!r}."
+        )
     for name in extra_modules:
         import_module(name)
 
 
-def _in_installed_app(module_name: str) -> bool:
+def in_installed_app(module_name: str) -> bool:
     return any(
         module_name == config.name or module_name.startswith(config.name + ".")
         for config in apps.get_app_configs()
@@ -47,7 +57,7 @@ def resolve(path: str):
     if task is not None:
         return task
     module_name = path.rpartition(".")[0]
-    if module_name and _in_installed_app(module_name):
+    if module_name and in_installed_app(module_name):
         try:
             import_module(module_name)
         except ImportError as e:
@@ -55,7 +65,14 @@ def resolve(path: str):
         task = _tasks.get(path)
         if task is not None:
             return task
+    fix = ""
+    if module_name and not in_installed_app(module_name):
+        fix = (
+            f" If {module_name!r} declares it, add {module_name!r} to "
+            "TASKS[...]['OPTIONS']['task_modules']."
+        )
     raise UnknownTask(
-        f"{path!r} is not a declared task: only functions decorated with @task in an "
-        "installed app's module can run."
+        f"{path!r} is not a declared task in this worker: only functions decorated with @task "
+        "in an installed app's module, or in a module listed in the backend's "
+        f"OPTIONS['task_modules'], can run.{fix}"
     )

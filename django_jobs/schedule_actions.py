@@ -25,16 +25,26 @@ def disable(schedules) -> int:
     return _save_each(schedules.filter(enabled=True), enabled=False)
 
 
-def run_now(schedules) -> list[str]:
-    """Enqueue one run of each schedule now, outside its timing (next fire time unchanged)."""
-    from .scheduler import enqueue_now
+def run_now(schedules) -> tuple[list[str], list[tuple[Schedule, str]]]:
+    """Enqueue one run of each schedule now, outside its timing (next fire time unchanged).
 
-    ids = []
-    with transaction.atomic(using=schedules.db):
-        for schedule in schedules:
-            result = enqueue_now(schedule)
-            Schedule.objects.using(schedules.db).filter(pk=schedule.pk).update(
-                last_job_id=result.id
-            )
+    Each schedule is enqueued on its own: one that cannot run does not stop the others.
+    Return the job ids enqueued and, per schedule that failed, (schedule, error).
+    """
+    from .exceptions import JobsError
+    from .scheduler import enqueue_now
+    from .tasks_api import InvalidTask
+
+    ids, failures = [], []
+    for schedule in schedules:
+        try:
+            with transaction.atomic(using=schedules.db):
+                result = enqueue_now(schedule)
+                Schedule.objects.using(schedules.db).filter(pk=schedule.pk).update(
+                    last_job_id=result.id
+                )
+        except (JobsError, InvalidTask, ValueError, TypeError) as e:
+            failures.append((schedule, f"{type(e).__name__}: {e}"))
+        else:
             ids.append(result.id)
-    return ids
+    return ids, failures

@@ -14,10 +14,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core import checks
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ImproperlyConfigured, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from . import schedule_rules, timing
 from .schedules import Schedule
 
 logger = logging.getLogger(__name__)
@@ -45,41 +46,61 @@ KEYS = {
 SECONDS = {"interval_seconds", "misfire_grace_seconds", "catchup_window_seconds"}
 
 
-def declared() -> dict[str, dict]:
-    """The ``JOBS_SCHEDULES`` entries as Schedule field values, validated."""
+def validated() -> tuple[dict[str, dict], dict[str, str]]:
+    """The valid ``JOBS_SCHEDULES`` entries as Schedule field values, and the invalid ones'
+    error messages, each by name. Never raises."""
     entries = getattr(settings, "JOBS_SCHEDULES", {}) or {}
     if not isinstance(entries, dict):
-        raise ImproperlyConfigured("JOBS_SCHEDULES must be a dict of name -> definition.")
-    return {name: _fields(name, entry) for name, entry in entries.items()}
+        message = f"JOBS_SCHEDULES must be a dict of name -> definition, not {_kind(entries)}."
+        return {}, {"": message}
+    good, bad = {}, {}
+    for name, entry in entries.items():
+        try:
+            good[name] = _fields(name, entry)
+        except ImproperlyConfigured as e:
+            bad[name] = str(e)
+    return good, bad
 
 
-def _fields(name: str, entry: dict) -> dict:
+def _kind(value) -> str:
+    return type(value).__name__
+
+
+def _fields(name, entry) -> dict:
     where = f"JOBS_SCHEDULES[{name!r}]"
+    if not isinstance(name, str) or not name:
+        raise ImproperlyConfigured(f"{where}: the name must be a non-empty string.")
+    if not isinstance(entry, dict):
+        raise ImproperlyConfigured(f"{where} must be a dict (task, cron…), not {_kind(entry)}.")
     unknown = set(entry) - set(KEYS)
     if unknown:
         raise ImproperlyConfigured(
-            f"{where} has unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(KEYS)}."
+            f"{where} has unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+            f"known: {', '.join(KEYS)}."
         )
     fields = {KEYS[key]: value for key, value in entry.items()}
     for field in SECONDS & set(fields):
         if isinstance(fields[field], timedelta):
             fields[field] = int(fields[field].total_seconds())
-    if "cron" in fields:
-        fields["cron"] = " ".join(str(fields["cron"]).split())
+    if isinstance(fields.get("cron"), str):
+        fields["cron"] = " ".join(fields["cron"].split())
     schedule = Schedule(name=name, **fields)
+    errors = schedule_rules.problems(schedule)  # on the values as written: "60" is no int
     try:
-        schedule.clean_fields(exclude=["name"])
-        schedule.clean()
+        schedule.clean_fields(exclude=["name", *errors])
     except ValidationError as e:
-        raise ImproperlyConfigured(f"{where}: {_messages(e)}") from e
-    fields["cron"] = schedule.cron
+        errors.update(e.message_dict)
+    if errors:
+        raise ImproperlyConfigured(f"{where}: {_messages(errors)}")
+    if fields.get("cron"):
+        fields["cron"] = timing.check_cron(fields["cron"])
     return fields
 
 
-def _messages(error: ValidationError) -> str:
-    if hasattr(error, "error_dict"):
-        return "; ".join(f"{k}: {' '.join(v)}" for k, v in error.message_dict.items())
-    return " ".join(error.messages)
+def _messages(errors: dict[str, list[str]]) -> str:
+    return "; ".join(
+        " ".join(v) if k == NON_FIELD_ERRORS else f"{k}: {' '.join(v)}" for k, v in errors.items()
+    )
 
 
 def code_hash(fields: dict) -> str:
@@ -89,7 +110,14 @@ def code_hash(fields: dict) -> str:
 
 def sync_declared(database: str, backend: str = "default") -> dict[str, list[str]]:
     """Bring the table in line with JOBS_SCHEDULES for ``backend``; return what changed."""
-    wanted = {n: f for n, f in declared().items() if f.get("backend", "default") == backend}
+    good, bad = validated()
+    for name, message in bad.items():
+        logger.error(
+            "schedule in JOBS_SCHEDULES is invalid, skipped name=%s error=%s", name, message
+        )
+    if "" in bad:
+        return {"created": [], "updated": [], "kept": [], "deleted": []}
+    wanted = {n: f for n, f in good.items() if f.get("backend", "default") == backend}
     report: dict[str, list[str]] = {"created": [], "updated": [], "kept": [], "deleted": []}
     with transaction.atomic(using=database):
         rows = Schedule.objects.using(database).select_for_update()
@@ -98,8 +126,8 @@ def sync_declared(database: str, backend: str = "default") -> dict[str, list[str
         for name, fields in wanted.items():
             _sync_one(database, name, fields, existing.get(name), report)
         for name, row in existing.items():
-            if name in wanted or not row.code_hash:
-                continue
+            if name in wanted or name in bad or not row.code_hash:
+                continue  # a bad entry keeps its last good row until it is fixed
             if row.edited_by_operator:
                 logger.warning("schedule left JOBS_SCHEDULES but was edited, kept name=%s", name)
                 report["kept"].append(name)
@@ -143,7 +171,7 @@ def apply(row: Schedule, fields: dict, digest: str, database: str) -> None:
 
 def reset_to_code(database: str, schedules) -> int:
     """Give operator-edited rows back their code definition (the admin action)."""
-    wanted = declared()
+    wanted, _ = validated()
     count = 0
     for row in schedules.filter(~Q(code_hash="")):
         if row.name in wanted:
@@ -154,22 +182,28 @@ def reset_to_code(database: str, schedules) -> int:
 
 def discover_tasks() -> None:
     """Import every tasks module, including each JobsBackend's ``task_modules``."""
-    from django.tasks import task_backends
-
     from . import registry
     from .backend import JobsBackend
+    from .tasks_api import task_backends
 
     for backend in task_backends.all():
         if isinstance(backend, JobsBackend):
-            registry.autodiscover(backend.jobs_options.task_modules)
+            try:
+                registry.autodiscover(backend.jobs_options.task_modules)
+            except (ImproperlyConfigured, ImportError):
+                pass  # the OPTIONS checks report a bad task_modules (E020)
 
 
 @checks.register()
 def check_declared_schedules(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """Report a bad JOBS_SCHEDULES entry in ``manage.py check``."""
+    """Report every bad JOBS_SCHEDULES entry in ``manage.py check``, one error each."""
     discover_tasks()
-    try:
-        declared()
-    except ImproperlyConfigured as e:
-        return [checks.Error(str(e), id="django_jobs.E010")]
-    return []
+    _, bad = validated()
+    return [
+        checks.Error(
+            message,
+            hint="See docs/periodic-jobs.md (validation rules) for what each key takes.",
+            id="django_jobs.E010",
+        )
+        for message in bad.values()
+    ]

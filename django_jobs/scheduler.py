@@ -16,13 +16,12 @@ from datetime import datetime, timedelta
 
 from django.db import DatabaseError, IntegrityError, InterfaceError, connections, transaction
 from django.db.models import Min
-from django.tasks import task_backends
-from django.tasks.exceptions import InvalidTask
 from django.utils import timezone
 
-from . import registry
-from .exceptions import JobsError
+from . import registry, schedule_rules
+from .exceptions import InvalidSchedule, JobsError
 from .schedules import Schedule, ScheduleFire
+from .tasks_api import InvalidTask, task_backends
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +40,8 @@ def fire(database: str, schedule: Schedule, now: datetime) -> list[str]:
     try:
         times = schedule.due_fire_times(now)
         next_fire_at = schedule.timing().next_after(now)
-    except JobsError as e:  # a row written around clean(): stop it and say why
+    except (JobsError, ArithmeticError, LookupError, TypeError, ValueError) as e:
+        # a row written around clean() (interval 0, a bad zone or cron): stop it and say why
         times, next_fire_at, error = [], None, f"{type(e).__name__}: {e}"
     with transaction.atomic(using=database):
         schedules = Schedule.objects.using(database)
@@ -82,7 +82,17 @@ def _enqueue(database: str, schedule: Schedule, fire_time: datetime) -> tuple[st
 
 
 def enqueue_now(schedule: Schedule):
-    """Enqueue one run of ``schedule``'s task with its arguments; return the TaskResult."""
+    """Enqueue one run of ``schedule``'s task with its arguments; return the TaskResult.
+
+    Raises InvalidSchedule for a row that breaks the schedule rules (written before they
+    existed, or around ``clean()``): nothing is enqueued for it.
+    """
+    found = schedule_rules.problems(schedule)
+    if found:
+        raise InvalidSchedule(
+            "invalid schedule, not enqueued: "
+            + "; ".join(f"{field}: {' '.join(messages)}" for field, messages in found.items())
+        )
     task = registry.resolve(schedule.task).using(
         queue_name=schedule.queue_name or None,
         priority=schedule.priority,

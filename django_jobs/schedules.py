@@ -7,12 +7,10 @@ that changing the timing recomputes ``next_fire_at`` from now.
 
 from datetime import datetime, timedelta
 
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.timezone import now as utc_now
 
 from . import timing
-from .exceptions import JobsError
 
 #: Columns only the beat writes.
 BEAT_FIELDS = ("next_fire_at", "last_fired_at", "last_job_id", "last_error")
@@ -153,27 +151,19 @@ class Schedule(models.Model):
         return self.timing().upcoming(after or utc_now(), count)
 
     # --- validation and saving ------------------------------------------------------------
-    def clean(self) -> None:
-        from . import registry
+    def clean_fields(self, exclude=None) -> None:
+        """Django's field cleaning, but not of values of the wrong type: ``clean()`` reports
+        those (and Django's DateTimeField.to_python raises TypeError on a bool)."""
+        from . import schedule_rules
 
-        kinds = [bool(self.cron), self.interval_seconds is not None, self.run_at is not None]
-        if sum(kinds) != 1:
-            raise ValidationError(
-                "Set exactly one of: a cron expression, an interval, or a one-off time."
-            )
-        if self.interval_seconds == 0:
-            raise ValidationError({"interval_seconds": "The interval must be at least 1 s."})
-        if self.start_at and self.end_at and self.end_at <= self.start_at:
-            raise ValidationError({"end_at": "The end must come after the start."})
-        for field, check in (
-            ("cron", lambda: self.cron and timing.check_cron(self.cron)),
-            ("timezone", lambda: timing.zone(self.timezone)),
-            ("task", lambda: registry.resolve(self.task)),
-        ):
-            try:
-                check()
-            except JobsError as e:
-                raise ValidationError({field: str(e)}) from e
+        wrong = schedule_rules.wrong_types(self)
+        super().clean_fields(exclude=[*(exclude or ()), *wrong])
+
+    def clean(self) -> None:
+        """Check every rule of ``schedule_rules`` and report all problems at once."""
+        from . import schedule_rules
+
+        schedule_rules.validate(self)
         if self.cron:
             self.cron = timing.check_cron(self.cron)
 

@@ -47,7 +47,7 @@ def cancel_jobs(jobs: JobQuerySet) -> int:
 
 
 def _publish(jobs) -> None:
-    from django.tasks import task_backends
+    from .tasks_api import task_backends
 
     for job in jobs:
         task_backends[job.backend].broker.publish([job])
@@ -74,9 +74,9 @@ def pause_queue(database: str, name: str) -> None:
     Queue.objects.using(database).update_or_create(name=name, defaults={"paused": True})
 
 
-def resume_queue(database: str, name: str) -> None:
-    """Let workers claim from queue ``name`` again."""
-    Queue.objects.using(database).update_or_create(name=name, defaults={"paused": False})
+def resume_queue(database: str, name: str) -> int:
+    """Let workers claim from queue ``name`` again; return 1 if it was paused, else 0."""
+    return Queue.objects.using(database).filter(name=name, paused=True).update(paused=False)
 
 
 def paused_queues(database: str) -> frozenset[str]:
@@ -85,19 +85,27 @@ def paused_queues(database: str) -> frozenset[str]:
     )
 
 
+def purgeable(database: str, older_than: timedelta, statuses=FINISHED):
+    """The finished jobs that finished more than ``older_than`` ago (what purge deletes)."""
+    cutoff = timezone.now() - older_than
+    return jobs_for(database).filter(status__in=statuses, finished_at__lt=cutoff)
+
+
 def purge(database: str, older_than: timedelta, statuses=FINISHED) -> int:
     """Delete finished jobs that finished more than ``older_than`` ago."""
-    cutoff = timezone.now() - older_than
-    finished = jobs_for(database).filter(status__in=statuses, finished_at__lt=cutoff)
-    deleted, _ = finished.delete()
+    deleted, _ = purgeable(database, older_than, statuses).delete()
     return deleted
+
+
+def silent_workers(database: str, older_than: timedelta):
+    """Worker rows that stopped (or stopped heartbeating) more than ``older_than`` ago."""
+    cutoff = timezone.now() - older_than
+    return Worker.objects.using(database).filter(last_heartbeat_at__lt=cutoff)
 
 
 def prune_workers(database: str, older_than: timedelta) -> int:
     """Delete Worker rows that stopped (or stopped heartbeating) more than ``older_than`` ago."""
-    cutoff = timezone.now() - older_than
-    gone = Worker.objects.using(database).filter(last_heartbeat_at__lt=cutoff)
-    deleted, _ = gone.delete()
+    deleted, _ = silent_workers(database, older_than).delete()
     return deleted
 
 

@@ -6,11 +6,11 @@ from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from inspect import iscoroutinefunction
 
-from django.tasks import Task
 from django.utils.module_loading import import_string
 
 from . import gates, registry
 from .exceptions import InvalidTaskOptions
+from .tasks_api import Task
 
 #: Options a job row stores (beyond Django's own fields), with their defaults.
 EXTRA_OPTIONS = (

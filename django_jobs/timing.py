@@ -35,7 +35,7 @@ def zone(name: str) -> ZoneInfo:
     """Return the IANA time zone ``name`` or raise InvalidSchedule."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as e:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as e:  # OSError: "America" is a dir
         raise InvalidSchedule(f"{name!r} is not an IANA time zone (e.g. 'Europe/Berlin').") from e
 
 

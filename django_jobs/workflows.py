@@ -16,10 +16,11 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import F
-from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
 
 from .exceptions import InvalidTaskOptions
+from .signatures import check_call
+from .tasks_api import TaskResultStatus, task_backends
 
 
 @dataclass(frozen=True)
@@ -145,12 +146,15 @@ class _Builder:
             self.backend = backend
         elif backend.database != self.backend.database:
             raise InvalidTaskOptions("every step of a workflow must use the same database.")
-        job = backend.build_job(task, signature.args, signature.kwargs, self.now)
+        feed = "" if signature.immutable or not parents else kind
+        # A fed step gets its parents' result as its first argument when it starts.
+        check_call(task, (None, *signature.args) if feed else signature.args, signature.kwargs)
+        job = backend.build_job(task, signature.args, signature.kwargs, self.now, bind=False)
         job.unique_key = job.unique_until = None  # unique jobs do not apply inside workflows
         job.depends_on = list(parents)
         job.waiting_on = len(parents)
         job.status = JobStatus.BLOCKED if parents else JobStatus.READY
-        job.feed = "" if signature.immutable or not parents else kind
+        job.feed = feed
         self.jobs.append(job)
         return str(job.pk)
 

@@ -79,20 +79,26 @@ ensure_venv() {
     fi
 }
 
-# ensure_compat_venv: .venv-django60 with Python 3.12 and Django 6.0.x, for the compat run.
+# ensure_compat_venv NAME PYTHON PROJECT [REQUIREMENT...]: .venv-NAME with exactly Python PYTHON
+# (e.g. 3.12), this checkout installed editable as PROJECT (e.g. '.[dev]') plus REQUIREMENT...
+# (e.g. 'django~=6.0.0'): a matrix row on another Django. Rebuilt when pyproject.toml or the
+# arguments change.
+#   ensure_compat_venv django60 3.12 '.[dev]' 'django~=6.0.0'
+#   ensure_compat_venv django52 3.12 '.[dev,django52]' 'django~=5.2.0'
 ensure_compat_venv() {
-    local venv="$ROOT/.venv-django60" py stamp want out
+    local name="$1" pyver="$2" project="$3" venv="$ROOT/.venv-$1" py stamp want out
+    shift 3
     stamp="$venv/.stamp"
-    want="$(cat "$ROOT/pyproject.toml" <(echo "django~=6.0.0") | sha256sum | cut -d' ' -f1)"
+    want="$(cat "$ROOT/pyproject.toml" <(echo "$pyver $project $*") | sha256sum | cut -d' ' -f1)"
     [[ -x "$venv/bin/python" && "$(cat "$stamp" 2>/dev/null || true)" == "$want" ]] && return 0
-    py="$(find_python 3.12)"
-    log "creating .venv-django60 with $py (Django 6.0 compatibility run)"
+    py="$(find_python "$pyver")"
+    log "creating .venv-$name with $py, $project $* (matrix row $name)"
     rm -rf "$venv"
     "$py" -m venv "$venv" || die "could not create $venv"
     if ! out="$(cd "$ROOT" && "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-        -e '.[dev]' 'django~=6.0.0' 2>&1)"; then
+        -e "$project" "$@" 2>&1)"; then
         printf '%s\n' "$out" >&2
-        die "pip install into .venv-django60 failed"
+        die "pip install into .venv-$name failed"
     fi
     echo "$want" >"$stamp"
 }

@@ -3,12 +3,14 @@
 # then the disruptive tests alone on PostgreSQL. Extra arguments go to every pytest run.
 #   bash scripts/test.sh [PYTEST_ARGS...]
 #   TEST_ONLY=sqlite,postgresql bash scripts/test.sh -k claim
-# Runs: sqlite, postgresql, mariadb, postgresql+redis (only the tests marked redis, which
-# fail there if Redis is down), compat (Django 6.0 on Python 3.12, SQLite, without the process
-# and Redis tests), faults (the fault suite's short versions, tests/faults, on PostgreSQL, with
-# a private redis-server and PostgreSQL cluster of its own; long versions: scripts/faults.sh),
-# disruptive (PostgreSQL; selected when TEST_ONLY is empty or names it: it
-# restarts the shared PostgreSQL). Logs: var/test-logs/<run>.log.
+# Runs in .venv (the newest Django, 6.1): sqlite, postgresql, mariadb, postgresql+redis (only
+# the tests marked redis, which fail there if Redis is down), redis-broker, faults (the fault
+# suite's short versions, tests/faults, on PostgreSQL, with a private redis-server and PostgreSQL
+# cluster of its own; long versions: scripts/faults.sh), disruptive (PostgreSQL; selected when
+# TEST_ONLY is empty or names it: it restarts the shared PostgreSQL).
+# The older Djangos, each in its own venv (docs/django-versions.md): django60 (Django 6.0,
+# Python 3.12, SQLite, .venv-django60), django52 and django52-postgresql (Django 5.2 LTS with
+# the django-tasks backport, Python 3.12, .venv-django52). Logs: var/test-logs/<run>.log.
 # TEST_RUN_TIMEOUT (s, default 600) bounds each parallel run; TEST_DISRUPTIVE_TIMEOUT (default 240).
 # TEST_DB_SUFFIX (default empty) is appended to every test database name and REDIS_DB_BASE
 # (default 3) numbers the Redis databases, so two checkouts can run their suites side by side.
@@ -46,11 +48,15 @@ run_env() {
             echo "TEST_DATABASE_NAME=test_testredis$SUFFIX"
             echo "REDIS_URL=redis://127.0.0.1:6379/$REDIS_DB"
             ;;
-        compat) echo "DATABASE_URL=sqlite:///$ROOT/var/test-compat$SUFFIX.sqlite3" ;;
         faults)
             echo "DATABASE_URL=$PG_URL"
             echo "TEST_DATABASE_NAME=test_testfaults$SUFFIX"
             echo "FAULTS_SCALE=short"
+            ;;
+        django60 | django52) echo "DATABASE_URL=sqlite:///$ROOT/var/test-$1$SUFFIX.sqlite3" ;;
+        django52-postgresql)
+            echo "DATABASE_URL=$PG_URL"
+            echo "TEST_DATABASE_NAME=test_test${SUFFIX}_django52"
             ;;
         redis-broker)
             echo "DATABASE_URL=$PG_URL"
@@ -62,9 +68,20 @@ run_env() {
     esac
 }
 
-# run_python NAME: the interpreter of run NAME ("compat": Python 3.12 + Django 6.0.x).
+# run_python NAME: the interpreter of run NAME (django60*, django52*: .venv-django60/52).
 run_python() {
-    if [[ "$1" == compat ]]; then echo "$ROOT/.venv-django60/bin/python"; else echo "$PY"; fi
+    case "$1" in
+        django60* | django52*) echo "$ROOT/.venv-${1%%-*}/bin/python" ;;
+        *) echo "$PY" ;;
+    esac
+}
+
+# ensure_row_venvs: build the virtual environments of the selected runs on older Djangos.
+ensure_row_venvs() {
+    if selected django60; then ensure_compat_venv django60 3.12 '.[dev]' 'django~=6.0.0'; fi
+    if selected django52 || selected django52-postgresql; then
+        ensure_compat_venv django52 3.12 '.[dev,django52]' 'django~=5.2.0'
+    fi
 }
 
 # run_marker NAME: the -m expression of run NAME.
@@ -74,7 +91,7 @@ run_marker() {
         disruptive) echo "disruptive" ;;
         faults) echo "faults" ;;
         redis-broker) echo "processes and not disruptive and not redis and not faults" ;;
-        compat) echo "not disruptive and not processes and not redis and not faults" ;;
+        django60) echo "not disruptive and not processes and not redis and not faults" ;;
         *) echo "not disruptive and not redis and not faults" ;;
     esac
 }
@@ -151,7 +168,7 @@ summary_line() {
 main() {
     local name failed=() parallel=()
     ensure_venv
-    if selected compat; then ensure_compat_venv; fi
+    ensure_row_venvs
     ensure_services
     mkdir -p "$LOGS"
     rm -f "$LOGS"/*.log
@@ -163,7 +180,8 @@ main() {
     log "ruff check"
     "$ROOT/.venv/bin/ruff" check . || die "ruff check failed (try 'make format')"
 
-    for name in sqlite postgresql mariadb postgresql+redis redis-broker compat faults; do
+    for name in sqlite postgresql mariadb postgresql+redis redis-broker django60 django52 \
+        django52-postgresql faults; do
         selected "$name" && parallel+=("$name")
     done
     if [[ ${#parallel[@]} -gt 0 ]]; then

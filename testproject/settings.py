@@ -4,12 +4,15 @@ DATABASE_URL      default sqlite:///<repo>/var/demo.sqlite3
 TEST_DATABASE_NAME  test database name for server databases (SQLite: a file in var/)
 REDIS_URL         when set, adds a second TASKS backend "redis" using the Redis broker
 JOBS_OPTIONS      JSON merged into every TASKS backend's OPTIONS
+JOBS_QUEUES       JSON list, every TASKS backend's QUEUES (default ["default", "emails", "reports"];
+                  '[]' allows any queue name)
 JOBS_LOG_LEVEL    level of the "django_jobs" logger (default INFO)
 JOBS_SCHEDULES    JSON replacing the demo's code-declared schedules ('{}' for none)
 """
 
 from pathlib import Path
 
+import django
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -20,6 +23,9 @@ env = environ.Env()
 SECRET_KEY = env("SECRET_KEY", default="django-insecure-dev-only-not-for-production")
 DEBUG = env.bool("DEBUG", default=True)
 ALLOWED_HOSTS = ["*"]
+# The suite's worker processes silence django_jobs.W002 (their 3 s lease is far below the
+# default 30 s shutdown_timeout, on purpose); a real project should heed it.
+SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -31,6 +37,9 @@ INSTALLED_APPS = [
     "django_jobs",
     "testproject.demo",
 ]
+if django.VERSION < (6, 0):
+    # Django 5.2: the django-tasks backport provides the Tasks API (docs/django-versions.md).
+    INSTALLED_APPS.append("django_tasks")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -89,10 +98,12 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 
 JOBS_OPTIONS = env.json("JOBS_OPTIONS", default={})
+# Several queues, as most projects declare them (an empty list would allow any name).
+JOBS_QUEUES = env.json("JOBS_QUEUES", default=["default", "emails", "reports"])
 TASKS = {
     "default": {
         "BACKEND": "django_jobs.backend.JobsBackend",
-        "QUEUES": [],
+        "QUEUES": JOBS_QUEUES,
         "OPTIONS": {"broker": "database", **JOBS_OPTIONS},
     },
 }
@@ -113,7 +124,7 @@ REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     TASKS["redis"] = {
         "BACKEND": "django_jobs.backend.JobsBackend",
-        "QUEUES": [],
+        "QUEUES": JOBS_QUEUES,
         "OPTIONS": {"broker": "redis", "redis_url": REDIS_URL, **JOBS_OPTIONS},
     }
 
@@ -131,7 +142,9 @@ LOGGING = {
             "handlers": ["console"],
             "level": env("JOBS_LOG_LEVEL", default="INFO"),
         },
-        # Django's own per-task lines ("Task id=… state=…"): as verbose as ours.
+        # Django's own per-task lines ("Task id=… state=…"): as verbose as ours. The backport
+        # on Django 5.2 logs them as "django_tasks".
         "django.tasks": {"level": env("JOBS_LOG_LEVEL", default="INFO")},
+        "django_tasks": {"level": env("JOBS_LOG_LEVEL", default="INFO")},
     },
 }

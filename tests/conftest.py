@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,6 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: The options this test run gives every backend (e.g. the Redis broker for "default").
 BASE_OPTIONS = json.loads(os.environ.get("JOBS_OPTIONS") or "{}")
+
+#: The queues the test settings declare, as users do (testproject/settings.py: JOBS_QUEUES).
+QUEUES = ["default", "emails", "reports"]
 
 #: Short leases so crash-rescue tests finish in seconds.
 FAST_OPTIONS = {
@@ -58,6 +62,8 @@ def process_env(options: dict | None = None, database_url: str = "", **extra: st
         "JOBS_OPTIONS": json.dumps({**BASE_OPTIONS, **FAST_OPTIONS, **(options or {})}),
         "JOBS_LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
+        # FAST_OPTIONS' 3 s lease (quick rescues) with the default 30 s grace: W002 by design.
+        "SILENCED_SYSTEM_CHECKS": "django_jobs.W002",
         **extra,
     }
     env.pop("TEST_DATABASE_NAME", None)
@@ -134,8 +140,15 @@ def spawn_worker(transactional_db, tmp_path):
     """Start real runworker processes on the test database; all are killed at teardown."""
     handles: list[WorkerHandle] = []
 
-    def spawn(*args: str, options: dict | None = None, database_url: str = "") -> WorkerHandle:
-        env = process_env(options, database_url)
+    def spawn(
+        *args: str,
+        options: dict | None = None,
+        database_url: str = "",
+        queues: list[str] | None = None,
+    ) -> WorkerHandle:
+        """``queues``: the QUEUES of the worker's settings (default: the test settings')."""
+        extra = {} if queues is None else {"JOBS_QUEUES": json.dumps(queues)}
+        env = process_env(options, database_url, **extra)
         handle = WorkerHandle(args, env, tmp_path / f"worker-{len(handles)}.log")
         handles.append(handle)
         return handle
@@ -151,11 +164,11 @@ def fast_backend(settings):
     settings.TASKS = {
         "default": {
             "BACKEND": "django_jobs.backend.JobsBackend",
-            "QUEUES": [],
+            "QUEUES": QUEUES,
             "OPTIONS": {"broker": "database", **FAST_OPTIONS},
         }
     }
-    from django.tasks import task_backends
+    from django_jobs.tasks_api import task_backends
 
     return task_backends["default"]
 
@@ -200,16 +213,16 @@ def redis_backend(settings, redis_db):
     settings.TASKS = {
         "default": {
             "BACKEND": "django_jobs.backend.JobsBackend",
-            "QUEUES": [],
+            "QUEUES": QUEUES,
             "OPTIONS": {"broker": "database", **FAST_OPTIONS},
         },
         "redis": {
             "BACKEND": "django_jobs.backend.JobsBackend",
-            "QUEUES": [],
+            "QUEUES": QUEUES,
             "OPTIONS": {"broker": "redis", "redis_url": redis_url(), **FAST_OPTIONS},
         },
     }
-    from django.tasks import task_backends
+    from django_jobs.tasks_api import task_backends
 
     return task_backends["redis"]
 
@@ -241,3 +254,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "spawn_worker" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.processes)
+
+
+@contextmanager
+def renamed_column(table: str, column: str):
+    """Rename ``table.column`` for the duration (the code no longer matches the schema)."""
+    quote = connection.ops.quote_name
+    broken = f"{column}_broken"
+    rename = "ALTER TABLE {} RENAME COLUMN {} TO {}"
+    with connection.cursor() as cursor:
+        cursor.execute(rename.format(quote(table), quote(column), quote(broken)))
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(rename.format(quote(table), quote(broken), quote(column)))

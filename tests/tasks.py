@@ -5,7 +5,10 @@ import os
 import time
 from pathlib import Path
 
+from django.dispatch import receiver
+
 from django_jobs import task
+from django_jobs.tasks_api import task_finished
 
 
 @task()
@@ -13,7 +16,7 @@ def add(a, b):
     return a + b
 
 
-@task(queue_name="other")
+@task(queue_name="emails")
 def other_queue(value):
     return value
 
@@ -316,3 +319,74 @@ def chord_callback(values, path):
     with Path(path).open("a") as f:
         f.write(f"{sum(values)}\n")
     return sum(values)
+
+
+class Abort(BaseException):
+    """A BaseException of the user's own, outside the Exception tree."""
+
+
+def _raise_base(kind: str) -> None:
+    if kind == "exit":
+        exit(3)  # the site builtin: closes stdin, raises SystemExit
+    raise {
+        "SystemExit": SystemExit(2),
+        "KeyboardInterrupt": KeyboardInterrupt(),
+        "GeneratorExit": GeneratorExit(),
+        "Abort": Abort("stop everything"),
+    }[kind]
+
+
+@task(max_attempts=3)
+def raises_base(kind):
+    _raise_base(kind)
+
+
+@task(max_attempts=3)
+async def async_raises_base(kind):
+    await asyncio.sleep(0)
+    _raise_base(kind)
+
+
+# --- faults: leases, immediate retries, slow outcome writes ------------------------------------
+def _record_attempt(path, context) -> None:
+    with Path(path).open("a") as f:
+        f.write(f"{context.attempt}\n")
+
+
+@task(takes_context=True)
+def record_attempt_then_sleep(context, path, seconds):
+    """Append the attempt number to ``path`` (one line per execution), then sleep."""
+    _record_attempt(path, context)
+    time.sleep(seconds)
+    return context.attempt
+
+
+@task(max_attempts=3, retry_backoff=0, takes_context=True)
+def retries_at_once_then_sleeps(context, path, wait, seconds):
+    """Attempt 1 fails after ``wait`` s and is retried at once; later attempts sleep."""
+    _record_attempt(path, context)
+    if context.attempt == 1:
+        time.sleep(wait)
+        raise RuntimeError("retry me at once")
+    time.sleep(seconds)
+    return context.attempt
+
+
+@task(max_attempts=1)
+def fails_then_holds_the_writer(seconds, hold):
+    """Fail after ``seconds``; writing this failure then holds the worker's outcome writer for
+    ``hold`` s (see ``_hold_the_writer``): an outcome batch that takes long to be confirmed."""
+    time.sleep(seconds)
+    raise ValueError("failed on purpose")
+
+
+@receiver(task_finished)
+def _hold_the_writer(sender, task_result, **kwargs):
+    if task_result.task.name == "fails_then_holds_the_writer":
+        time.sleep(task_result.args[1])
+
+
+@task()
+def returns_nul():
+    """A return value PostgreSQL's jsonb refuses (it holds no \\u0000): bad data, not bad SQL."""
+    return "a\x00b"

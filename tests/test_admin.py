@@ -61,7 +61,7 @@ def test_changelist_filters_by_status_queue_task_and_worker(operator):
     )
     cases = {
         "?status__exact=FAILED": failed.pk,
-        "?queue_name=other": ready.id,
+        "?queue_name=emails": ready.id,
         "?task_path=tests.tasks.other_queue": ready.id,
         "?claimed_by=w-9": failed.pk,
     }
@@ -82,6 +82,20 @@ def test_search_finds_jobs_by_id_task_and_json_values(operator):
     ):
         response = operator.get(CHANGELIST, {"q": term})
         assert [str(j.pk) for j in response.context["cl"].result_list] == [expected], term
+
+
+def test_search_finds_a_job_by_the_short_id_the_changelist_shows(operator):
+    # Given a few jobs, one of which the operator copied the short id of
+    needle = tasks.add.enqueue(1, 2)
+    for _ in range(3):
+        tasks.add.enqueue(3, 4)
+    short = str(needle.id)[:8]
+    assert short in operator.get(CHANGELIST).content.decode()
+    # When they search for that short id, or the full id in upper case
+    for term in (short, needle.id.upper()):
+        response = operator.get(CHANGELIST, {"q": term})
+        # Then exactly that job is found
+        assert [str(j.pk) for j in response.context["cl"].result_list] == [needle.id], term
 
 
 # --- job page -----------------------------------------------------------------------------

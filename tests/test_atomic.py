@@ -2,12 +2,12 @@
 
 import pytest
 from django.contrib.auth.models import Group
-from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
 
 from django_jobs.exceptions import InvalidTaskOptions
 from django_jobs.execution import Attempt, run_attempt
 from django_jobs.models import Job, JobStatus
+from django_jobs.tasks_api import TaskResultStatus, task_backends
 from tests import tasks
 from tests.conftest import wait_for
 

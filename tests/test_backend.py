@@ -7,15 +7,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import transaction
-from django.tasks import TaskResult, TaskResultStatus, task_backends
-from django.tasks.base import TaskError
-from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
-from django.tasks.signals import task_enqueued
 from django.utils import timezone
 
 from django_jobs.backend import JobsBackend
 from django_jobs.exceptions import InvalidJobArguments
 from django_jobs.models import Job, JobStatus, error_entry
+from django_jobs.tasks_api import (
+    InvalidTask,
+    TaskError,
+    TaskResult,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    task_backends,
+    task_enqueued,
+)
 from tests import tasks
 
 LEASE = timedelta(seconds=60)
@@ -67,15 +72,15 @@ def test_enqueue_writes_every_field_of_the_job_row():
     before = timezone.now()
     task = tasks.always_fails.using(priority=7, queue_name="reports", timeout=9)
     # When it is enqueued
-    result = task.enqueue("msg", extra={"k": [1, 2]})
+    result = task.enqueue(message={"k": [1, 2]})
     # Then the row carries the call and the options
     job = Job.objects.get(pk=result.id)
     assert job.backend == "default"
     assert job.queue_name == "reports"
     assert job.priority == 7
     assert job.task_path == "tests.tasks.always_fails"
-    assert job.args == ["msg"]
-    assert job.kwargs == {"extra": {"k": [1, 2]}}
+    assert job.args == []
+    assert job.kwargs == {"message": {"k": [1, 2]}}
     assert job.status == JobStatus.READY
     assert before <= job.enqueued_at <= timezone.now()
     assert job.run_after == job.enqueued_at
@@ -123,10 +128,11 @@ def test_enqueue_with_run_after_in_the_future_defers_the_job():
 @pytest.mark.django_db
 def test_enqueue_with_run_after_in_the_past_is_ready_now():
     # When a task is enqueued with a run_after that already passed
-    result = tasks.add.using(run_after=timezone.now() - timedelta(days=1)).enqueue(1, 2)
-    # Then it is stored as ready from its enqueue time
+    past = timezone.now() - timedelta(days=1)
+    result = tasks.add.using(run_after=past).enqueue(1, 2)
+    # Then it is ready now, its run_after kept as given (it orders overdue jobs)
     job = Job.objects.get(pk=result.id)
-    assert job.run_after == job.enqueued_at
+    assert job.run_after == past
     assert Job.objects.ready(timezone.now()).filter(pk=job.pk).exists()
 
 

@@ -82,12 +82,14 @@ def test_enable_and_disable_actions(admin_client):
 
 
 def test_run_now_enqueues_a_job_without_moving_the_schedule(admin_client):
-    schedule = Schedule.objects.create(name="s", task="tests.tasks.add", cron="0 3 * * *")
+    schedule = Schedule.objects.create(
+        name="s", task="tests.tasks.add", args=[1, 2], cron="0 3 * * *"
+    )
     next_fire_at = schedule.next_fire_at
     admin_client.post(CHANGELIST, {"action": "run_now", "_selected_action": [schedule.pk]})
     job = Job.objects.get()
     schedule.refresh_from_db()
-    assert (job.task_path, job.args) == ("tests.tasks.add", [])
+    assert (job.task_path, job.args) == ("tests.tasks.add", [1, 2])
     assert str(schedule.last_job_id) == str(job.pk)
     assert schedule.next_fire_at == next_fire_at
 
@@ -114,3 +116,54 @@ def test_editing_a_code_declared_schedule_marks_it_edited(admin_client):
     assert response.status_code == 302
     schedule.refresh_from_db()
     assert (schedule.cron, schedule.edited_by_operator) == ("0 4 * * *", True)
+
+
+def failing_schedule(name: str, error: str) -> Schedule:
+    schedule = Schedule.objects.create(name=name, task="tests.tasks.add", interval_seconds=60)
+    Schedule.objects.filter(pk=schedule.pk).update(last_error=error)
+    return schedule
+
+
+def test_a_failing_schedule_shows_as_failing_in_the_list_with_its_error(admin_client):
+    # Given a schedule whose every fire fails with a long error
+    error = "InvalidTask: priority must be between -100 and 100; " + "x" * 200
+    failing_schedule("broken", error)
+    # When the changelist is shown
+    page = admin_client.get(CHANGELIST).content.decode()
+    # Then its row says "failing" with the start of the error, the whole of it on hover
+    assert "<strong>failing</strong>: InvalidTask: priority must be between" in page
+    assert f'title="{error}"' in page
+    assert "x" * 200 not in page.replace(f'title="{error}"', "")
+
+
+def test_a_failing_schedules_error_is_near_the_top_of_its_page(admin_client):
+    # Given a failing schedule
+    schedule = failing_schedule("broken", "UnknownTask: 'x.y' is not a declared task")
+    # When its change page is shown
+    page = admin_client.get(
+        reverse("admin:django_jobs_schedule_change", args=[schedule.pk])
+    ).content.decode()
+    # Then the error comes before the form's first field
+    error_at = page.index("Failing: UnknownTask: &#x27;x.y&#x27; is not a declared task")
+    assert error_at < page.index('name="name"')
+
+
+def test_run_now_runs_each_schedule_that_can_and_names_each_that_cannot(admin_client):
+    # Given two good schedules and one whose row went bad behind clean()'s back
+    good = [
+        Schedule.objects.create(name=n, task="tests.tasks.add", cron="0 3 * * *", args=[1, 2])
+        for n in ("first", "second")
+    ]
+    bad = Schedule.objects.create(name="bad one", task="tests.tasks.add", cron="0 3 * * *")
+    Schedule.objects.filter(pk=bad.pk).update(priority=500)
+    # When all three are run now
+    selected = [s.pk for s in (*good, bad)]
+    response = admin_client.post(
+        CHANGELIST, {"action": "run_now", "_selected_action": selected}, follow=True
+    )
+    # Then the good ones are enqueued, and one message names the bad one and why
+    messages = [str(m) for m in response.context["messages"]]
+    assert Job.objects.count() == 2
+    assert "Enqueued 2 jobs." in messages
+    failures = [m for m in messages if "bad one" in m]
+    assert len(failures) == 1 and "priority" in failures[0]

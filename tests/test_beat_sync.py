@@ -1,7 +1,6 @@
 """Schedules declared in JOBS_SCHEDULES: synced at beat start without clobbering the admin."""
 
 import pytest
-from django.core.exceptions import ImproperlyConfigured
 
 from django_jobs import schedule_actions
 from django_jobs.models import Schedule
@@ -84,12 +83,19 @@ def test_rows_that_left_the_code_are_deleted_unless_edited(settings):
         ({**EVERY_MINUTE, "every": 5}, "unknown key(s) every"),
     ],
 )
-def test_bad_declarations_fail_sync_and_the_system_check(settings, entry, message):
+def test_bad_declarations_are_skipped_by_sync_and_fail_the_system_check(
+    settings, caplog, entry, message
+):
+    # Given a bad JOBS_SCHEDULES entry
     settings.JOBS_SCHEDULES = {"bad": entry}
-    with pytest.raises(ImproperlyConfigured) as e:
-        sync()
-    assert "JOBS_SCHEDULES['bad']" in str(e.value)
-    assert message in str(e.value)
+    # When beat syncs
+    report = sync()
+    # Then the entry is skipped with an error line naming it, and no row is written
+    assert report["created"] == []
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("JOBS_SCHEDULES['bad']" in line and message in line for line in logged)
+    assert not Schedule.objects.exists()
+    # And `check` reports it (E010)
     errors = check_declared_schedules()
     assert [error.id for error in errors] == ["django_jobs.E010"]
-    assert not Schedule.objects.exists()
+    assert message in errors[0].msg

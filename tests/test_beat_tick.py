@@ -41,7 +41,7 @@ def jobs() -> int:
 
 def test_a_due_schedule_enqueues_one_job_and_moves_on():
     # Given a minutely schedule created at T0
-    schedule = schedule_at(T0, cron="* * * * *", queue_name="other", priority=7)
+    schedule = schedule_at(T0, cron="* * * * *", queue_name="emails", priority=7)
     beat = Beat()
     # When beat ticks before, at and after its first fire time
     assert beat.tick(T0 + timedelta(seconds=30)) == T0 + timedelta(minutes=1)
@@ -49,7 +49,7 @@ def test_a_due_schedule_enqueues_one_job_and_moves_on():
     assert beat.tick(T0 + timedelta(minutes=1)) == T0 + timedelta(minutes=2)
     # Then one job was enqueued through the backend with the schedule's arguments and queue
     job = Job.objects.get(task_path=ADD)
-    assert (job.args, job.queue_name, job.priority) == ([1, 2], "other", 7)
+    assert (job.args, job.queue_name, job.priority) == ([1, 2], "emails", 7)
     schedule.refresh_from_db()
     assert schedule.last_fired_at == T0 + timedelta(minutes=1)
     assert str(schedule.last_job_id) == str(job.pk)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from django_jobs.models import Job, JobStatus, Queue
+from django_jobs.brokers.fallback import OUTAGE_NOTE
+from django_jobs.models import Job, JobStatus, Queue, Worker
 from tests import tasks
 from tests.conftest import ROOT, wait_for
 from tests.console import PASSWORD, failed_job, make_user
@@ -161,3 +163,20 @@ def test_operator_pauses_and_resumes_a_queue_from_the_dashboard(page, live_serve
     page.click("#jobs-queues tr[data-queue=default] button[data-action=resume]")
     page.wait_for_selector("#jobs-queues tr[data-queue=default] button[data-action=pause]")
     assert not Queue.objects.get(pk="default").paused
+
+
+def test_dashboard_shows_a_worker_polling_the_database_while_redis_is_down(page, live_server):
+    # Given a live worker whose Redis is down (the note its broker writes on its row)
+    now = timezone.now()
+    Worker.objects.create(
+        id="a" * 32, hostname="web-1", pid=4242, started_at=now, last_heartbeat_at=now,
+        note=OUTAGE_NOTE,
+    )  # fmt: skip
+    make_user("admin", superuser=True)
+    log_in(page, live_server.url, "admin")
+    # When the operator opens the dashboard
+    page.goto(live_server.url + reverse("admin:django_jobs_dashboard_changelist"))
+    page.wait_for_function("Number(document.getElementById('jobs-dashboard').dataset.loaded) >= 1")
+    # Then the worker's row says it is live and polling the database
+    row = page.locator("#jobs-workers tbody tr").inner_text()
+    assert "live" in row and OUTAGE_NOTE in row, row

@@ -2,10 +2,10 @@
 
 import pytest
 from django.db import transaction
-from django.tasks import task_backends
 
 from django_jobs.exceptions import InvalidJobArguments
 from django_jobs.models import Job, JobStatus
+from django_jobs.tasks_api import task_backends
 from tests import tasks
 
 
@@ -16,7 +16,8 @@ def backend():
 def test_enqueue_many_writes_every_call_with_its_fields(db):
     # Given calls of two tasks, one deferred-free, one with options
     calls = [(tasks.add, (i, i), {}) for i in range(50)]
-    calls.append((tasks.echo.using(priority=7, queue_name="q2"), ("x",), {"k": [1, {"a": None}]}))
+    echo = tasks.echo.using(priority=7, queue_name="reports")
+    calls.append((echo, ("x",), {"k": [1, {"a": None}]}))
     # When they are enqueued in bulk
     results = backend().enqueue_many(calls)
     # Then each has its row, in order, with the values a single enqueue would store
@@ -30,7 +31,7 @@ def test_enqueue_many_writes_every_call_with_its_fields(db):
         {},
         JobStatus.READY,
     )
-    assert (last.priority, last.queue_name, last.kwargs) == (7, "q2", {"k": [1, {"a": None}]})
+    assert (last.priority, last.queue_name, last.kwargs) == (7, "reports", {"k": [1, {"a": None}]})
     assert (last.errors, last.worker_ids, last.return_value) == ([], [], None)
     assert results[-1].status == "READY"
 

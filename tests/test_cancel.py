@@ -3,13 +3,13 @@
 from datetime import timedelta
 
 import pytest
-from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
 
 import django_jobs
 from django_jobs import leases, services
 from django_jobs.execution import Attempt, run_attempt
 from django_jobs.models import Job, JobStatus
+from django_jobs.tasks_api import TaskResultStatus, task_backends
 from tests import tasks
 from tests.conftest import wait_for
 

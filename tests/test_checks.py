@@ -6,7 +6,8 @@ import pytest
 from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
-from django.tasks import task_backends
+
+from django_jobs.tasks_api import task_backends
 
 # Model checks (JSONField support) ask the database for its features.
 pytestmark = pytest.mark.django_db
@@ -25,7 +26,17 @@ def configure(settings, **options):
 
 
 def jobs_messages() -> list[checks.CheckMessage]:
-    return [m for m in checks.run_checks() if m.id and m.id.startswith("django_jobs.")]
+    """django-jobs' messages, without W020 for the test suite's own tasks (tests/ is no app:
+    a worker finds them only through task_modules, which these tests leave out)."""
+    return [
+        m
+        for m in checks.run_checks()
+        if m.id and m.id.startswith("django_jobs.") and not suite_tasks_warning(m)
+    ]
+
+
+def suite_tasks_warning(message) -> bool:
+    return message.id == "django_jobs.W020" and "in module 'tests." in message.msg
 
 
 def ids(messages) -> list[str]:
@@ -94,9 +105,11 @@ def test_redis_broker_without_url_is_an_error(settings):
 def test_redis_broker_with_a_reachable_url_passes(settings):
     # Given the redis broker with the URL of a running Redis
     backend = configure(settings, broker="redis", redis_url=os.environ["REDIS_URL"])
-    # When the backend is checked (it pings Redis)
+    # When the backend is checked, and the deployment checks run (they ping Redis)
+    deploy = checks.run_checks(include_deployment_checks=True)
     # Then there is nothing to report
     assert [m for m in backend.check() if m.id != "django_jobs.W001"] == []
+    assert [m for m in deploy if m.id == "django_jobs.W007"] == []
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:6379/0", "127.0.0.1:6379", "redis://h:port/0"])
@@ -113,14 +126,23 @@ def test_malformed_redis_url_is_an_error(settings, url):
 @pytest.mark.parametrize(
     "url", ["redis://127.0.0.1:1/0", "rediss://:secret@127.0.0.1:1/0", "unix:///nonexistent.sock"]
 )
-def test_unreachable_redis_is_an_error(settings, url):
+def test_unreachable_redis_is_only_a_deployment_warning(settings, url):
     # Given a well-formed redis_url (TLS and password forms too) where no Redis answers
     backend = configure(settings, broker="redis", redis_url=url)
-    # When the backend is checked
-    messages = [m for m in backend.check() if m.id != "django_jobs.W001"]
-    # Then E007 says Redis is unreachable
-    assert ids(messages) == ["django_jobs.E007"]
-    assert "unreachable" in messages[0].msg
+    # When the checks every command runs, then the deployment checks, run
+    plain = [m for m in backend.check() if m.id != "django_jobs.W001"]
+    deploy = [
+        m
+        for m in checks.run_checks(include_deployment_checks=True)
+        if m.id
+        and m.id.startswith("django_jobs.")
+        and m.id != "django_jobs.W001"
+        and not suite_tasks_warning(m)
+    ]
+    # Then only `check --deploy` pings Redis, and W007 warns (workers fall back to the database)
+    assert plain == []
+    assert [(m.id, m.level) for m in deploy] == [("django_jobs.W007", checks.WARNING)]
+    assert "unreachable" in deploy[0].msg
 
 
 def test_unknown_database_alias_is_an_error(settings):
@@ -137,7 +159,9 @@ def test_unknown_database_alias_is_an_error(settings):
 @pytest.mark.parametrize(("lease", "heartbeat"), [(10, 6), (10, 10), (3, 20)])
 def test_heartbeat_longer_than_half_the_lease_is_an_error(settings, lease, heartbeat):
     # Given heartbeats so rare that a lease could run out between two of them
-    backend = configure(settings, lease_seconds=lease, heartbeat_interval=heartbeat)
+    backend = configure(
+        settings, lease_seconds=lease, heartbeat_interval=heartbeat, shutdown_timeout=1
+    )
     # When the backend is checked
     messages = [m for m in backend.check() if m.id != "django_jobs.W001"]
     # Then E005 explains the relation
@@ -151,6 +175,26 @@ def test_heartbeat_of_exactly_half_the_lease_passes(settings):
     # When the backend is checked
     # Then it is accepted
     assert "django_jobs.E005" not in ids(backend.check())
+
+
+@pytest.mark.parametrize(("lease", "shutdown"), [(30, 30), (30, 60)])
+def test_shutdown_timeout_not_shorter_than_the_lease_is_a_warning(settings, lease, shutdown):
+    # Given a grace period at least as long as the lease
+    backend = configure(settings, lease_seconds=lease, shutdown_timeout=shutdown)
+    # When the backend is checked
+    messages = [m for m in backend.check() if m.id != "django_jobs.W001"]
+    # Then W002 warns, naming both values
+    assert ids(messages) == ["django_jobs.W002"]
+    assert messages[0].level == checks.WARNING
+    assert f"({shutdown}s)" in messages[0].msg and f"({lease}s)" in messages[0].msg
+
+
+def test_shutdown_timeout_shorter_than_the_lease_passes(settings):
+    # Given the defaults' shape: a grace period shorter than the lease
+    backend = configure(settings, lease_seconds=60, shutdown_timeout=30)
+    # When the backend is checked
+    # Then there is no W002
+    assert "django_jobs.W002" not in ids(backend.check())
 
 
 def test_several_problems_are_all_reported(settings):
@@ -216,3 +260,78 @@ def test_sqlite_with_immediate_transactions_passes(settings, tmp_path, mode):
     # When the backend is checked
     # Then there is no warning
     assert backend.check() == []
+
+
+# --- OPTIONS value types and ranges (E020, E021) -------------------------------------------
+@pytest.mark.parametrize(
+    ("key", "value", "hint"),
+    [
+        ("task_modules", "mysite.jobs", "a list of module names"),
+        ("lease_seconds", "60", "a number of seconds > 0"),
+        ("default_max_attempts", 0, "a whole number >= 1"),
+        ("poll_interval", -1, "None or a number of seconds > 0"),
+        ("heartbeat_interval", None, "a number of seconds > 0"),
+        ("shutdown_timeout", -5, "a number of seconds >= 0"),
+        ("relaxed_commits", "yes", "True or False"),
+        ("broker", 5, '"database" or "redis"'),
+        ("database", ["default"], "a DATABASES alias"),
+        ("redis_url", 6379, "a Redis URL string"),
+        ("redis_prefix", "", "a non-empty string"),
+    ],
+)
+def test_an_option_of_the_wrong_type_or_range_is_an_error_with_a_hint(settings, key, value, hint):
+    # Given one OPTIONS value of the wrong type or out of range
+    configure(settings, **{key: value})
+    # When the system checks run (never a traceback)
+    messages = jobs_messages()
+    # Then E020 names the key and the value, and the hint says what it takes
+    assert ids(messages) == ["django_jobs.E020"], messages
+    assert f"['{key}'] is {value!r}" in messages[0].msg
+    assert hint in messages[0].hint
+
+
+def test_options_that_are_not_a_dict_are_an_error(settings):
+    configure(settings)
+    settings.TASKS = {"default": {**settings.TASKS["default"], "OPTIONS": ["broker"]}}
+    assert ids(jobs_messages()) == ["django_jobs.E020"]
+
+
+def test_a_task_module_that_cannot_be_imported_is_an_error(settings):
+    # Given task_modules naming a module that does not exist
+    configure(settings, task_modules=["tests.tasks", "mysite.nope"])
+    # When the system checks run
+    messages = jobs_messages()
+    # Then E021 names it
+    assert ids(messages) == ["django_jobs.E021"]
+    assert "'mysite.nope'" in messages[0].msg
+
+
+def test_manage_py_check_reports_bad_option_types_without_a_traceback(tmp_path):
+    # Given the four mistakes of issue 14 in a real project's settings
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, process_env
+
+    options = {
+        "task_modules": "mysite.jobs",
+        "lease_seconds": "60",
+        "default_max_attempts": 0,
+        "poll_interval": -1,
+    }
+    env = {**process_env(), "JOBS_OPTIONS": json.dumps(options)}
+    # When `manage.py check` runs
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # Then it fails with one E020 per option, and no traceback
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("django_jobs.E020") == 4
+    assert "No module named 'm'" not in done.stderr

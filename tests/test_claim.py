@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, connections, transaction
-from django.tasks import task_backends
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_jobs.dbsession import relax_commits
 from django_jobs.models import Job, JobStatus
+from django_jobs.tasks_api import task_backends
 from tests import tasks
 
 #: Queries of one claim that finds jobs, per vendor, pinned so the hot path cannot silently
@@ -74,12 +74,12 @@ def test_claim_leaves_future_jobs_until_they_are_due(db):
 
 
 def test_claim_only_takes_jobs_from_the_given_queues(db):
-    # Given one job on "default" and one on "other"
+    # Given one job on "default" and one on "emails"
     default = enqueue(tasks.add, 1, 1)
     other = enqueue(tasks.other_queue, 1)
-    # When a worker claims from "other" only, it never gets the "default" job
-    assert [str(j.pk) for j in claim(queues=["other"])] == [other]
-    assert claim(queues=["other"]) == []
+    # When a worker claims from "emails" only, it never gets the "default" job
+    assert [str(j.pk) for j in claim(queues=["emails"])] == [other]
+    assert claim(queues=["emails"]) == []
     assert claim(queues=["missing"]) == []
     # Then an empty queue list means every queue
     assert [str(j.pk) for j in claim(queues=[])] == [default]
@@ -323,13 +323,13 @@ def test_claim_only_takes_jobs_of_its_own_backend_alias(db):
     assert [str(job.pk) for job in claimed] == [mine]
 
 
-@pytest.mark.parametrize("queues", [["other", "default"], ["other"]])
+@pytest.mark.parametrize("queues", [["emails", "default"], ["emails"]])
 def test_claim_leaves_paused_queues_out_of_an_explicit_queue_list(db, queues):
-    # Given jobs in two queues, "other" paused
+    # Given jobs in two queues, "emails" paused
     enqueue(tasks.other_queue, 1)
     mine = enqueue(tasks.add, 1, 2)
     broker = task_backends["default"].broker
-    broker.set_paused(frozenset({"other"}))
+    broker.set_paused(frozenset({"emails"}))
     try:
         # When a worker serving an explicit queue list claims
         claimed = claim(queues=queues)

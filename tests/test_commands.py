@@ -26,7 +26,7 @@ def finish(result, status, ago=timedelta(0)):
 
 
 def test_stats_counts_jobs_per_queue_and_status():
-    # Given two ready jobs in "default" and one failed in "other"
+    # Given two ready jobs in "default" and one failed in "emails"
     tasks.add.enqueue(1, 2)
     tasks.add.enqueue(3, 4)
     finish(tasks.other_queue.enqueue(1), JobStatus.FAILED)
@@ -34,7 +34,7 @@ def test_stats_counts_jobs_per_queue_and_status():
     stats = json.loads(run("stats"))
     # Then
     assert stats["queues"]["default"]["READY"] == 2
-    assert stats["queues"]["other"]["FAILED"] == 1
+    assert stats["queues"]["emails"]["FAILED"] == 1
     assert stats["live_workers"] == 0
 
 
@@ -63,7 +63,7 @@ def test_cancel_ends_ready_jobs_and_flags_running_ones():
     running = tasks.add.enqueue(3, 4)
     Job.objects.filter(pk=running.id).update(status=JobStatus.RUNNING)
     # When both are cancelled
-    out = run("cancel", ready.id, running.id)
+    out = run("cancel", ready.id, running.id, "--yes")
     # Then the ready one is CANCELLED (FAILED to Django) and the running one is asked to stop
     assert "cancelled 2" in out
     assert Job.objects.get(pk=ready.id).status == JobStatus.CANCELLED
@@ -80,7 +80,7 @@ def test_purge_deletes_only_old_finished_jobs():
     recent = tasks.add.enqueue(1, 2)
     finish(recent, JobStatus.SUCCESSFUL, ago=timedelta(days=1))
     pending = tasks.add.enqueue(1, 2)
-    assert "deleted 1" in run("purge", "--older-than", "30d")
+    assert "deleted 1" in run("purge", "--older-than", "30d", "--yes")
     assert set(Job.objects.values_list("pk", flat=True)) == {
         Job.objects.get(pk=recent.id).pk,
         Job.objects.get(pk=pending.id).pk,
@@ -96,14 +96,14 @@ def test_prune_workers_deletes_silent_worker_rows():
     now = timezone.now()
     for name, beat in (("old", now - timedelta(days=3)), ("fresh", now)):
         Worker.objects.create(id=name, hostname="h", pid=1, started_at=beat, last_heartbeat_at=beat)
-    assert "deleted 1" in run("prune-workers", "--older-than", "1d")
+    assert "deleted 1" in run("prune-workers", "--older-than", "1d", "--yes")
     assert list(Worker.objects.values_list("pk", flat=True)) == ["fresh"]
 
 
 def test_enqueue_runs_a_declared_task_by_path():
-    job_id = run("enqueue", "tests.tasks.add", "--args", "[2, 3]", "--queue", "q1").strip()
+    job_id = run("enqueue", "tests.tasks.add", "--args", "[2, 3]", "--queue", "reports").strip()
     job = Job.objects.get(pk=job_id)
-    assert (job.task_path, job.args, job.queue_name) == ("tests.tasks.add", [2, 3], "q1")
+    assert (job.task_path, job.args, job.queue_name) == ("tests.tasks.add", [2, 3], "reports")
 
 
 def test_enqueue_refuses_a_path_that_is_not_a_task():

@@ -2,12 +2,12 @@
 
 from datetime import timedelta
 
-from django.tasks import task_backends
 from django.utils import timezone
 
 from django_jobs.completion import record_many
 from django_jobs.execution import Attempt, Outcome
 from django_jobs.models import Job, JobStatus
+from django_jobs.tasks_api import task_backends
 from tests import tasks
 
 

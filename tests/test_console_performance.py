@@ -19,7 +19,7 @@ INSERT INTO django_jobs_job (
     return_value, errors, worker_ids, claimed_by, lease_expires_at, progress
 )
 SELECT
-    gen_random_uuid(), 'default', (ARRAY['default', 'mail', 'reports'])[1 + i %% 3], 0,
+    gen_random_uuid(), 'default', (ARRAY['default', 'emails', 'reports'])[1 + i %% 3], 0,
     'tests.tasks.add', jsonb_build_array(i, i), '{}', '{}', s.status, s.t, s.t,
     CASE WHEN s.status = 'READY' THEN NULL ELSE s.t + interval '1 second' END,
     CASE WHEN s.status = 'READY' THEN NULL ELSE s.t + interval '1 second' END,
@@ -69,7 +69,7 @@ def assert_indexed(plans: dict[str, str]) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["", "?status__exact=FAILED", "?status__exact=READY&queue_name=mail", "?q=tests.tasks.add"],
+    ["", "?status__exact=FAILED", "?status__exact=READY&queue_name=emails", "?q=tests.tasks.add"],
 )
 def test_changelist_on_a_million_jobs_is_bounded_and_indexed(
     million_jobs, admin_client, django_assert_max_num_queries, query
@@ -99,6 +99,6 @@ def test_dashboard_on_a_million_jobs_is_bounded_and_indexed(
     with django_assert_max_num_queries(20) as captured:
         data = admin_client.get(url).json()
     assert data["total"]["estimated"] is True
-    assert {q["name"] for q in data["queues"]} == {"default", "mail", "reports"}
+    assert {q["name"] for q in data["queues"]} == {"default", "emails", "reports"}
     assert data["throughput"]["day"]["failure_rate"] == pytest.approx(0.02, abs=0.005)
     assert_indexed(job_table_plans(captured.captured_queries))

@@ -38,7 +38,7 @@ def test_rollup_counts_complete_minutes_per_queue_once():
     now = timezone.now().replace(second=30)
     ten = rollup.floor_minute(now - timedelta(minutes=10))
     finished(JobStatus.SUCCESSFUL, ten + timedelta(seconds=5))
-    finished(JobStatus.FAILED, ten + timedelta(seconds=50), queue="mail")
+    finished(JobStatus.FAILED, ten + timedelta(seconds=50), queue="emails")
     finished(JobStatus.SUCCESSFUL, ten + timedelta(minutes=1, seconds=1))
     finished(JobStatus.SUCCESSFUL, now)
     # When rolled up twice
@@ -47,7 +47,7 @@ def test_rollup_counts_complete_minutes_per_queue_once():
     # Then each complete minute has one total row, and per-queue rows where jobs finished
     total = JobMinute.objects.get(queue_name="", minute=ten)
     assert (total.succeeded, total.failed) == (1, 1)
-    assert JobMinute.objects.get(queue_name="mail", minute=ten).failed == 1
+    assert JobMinute.objects.get(queue_name="emails", minute=ten).failed == 1
     assert JobMinute.objects.filter(queue_name="").count() == 24 * 60
     assert rollup.rolled_until("default") == rollup.floor_minute(now - rollup.LAG)
     # And the job still in a minute not rolled up is counted live by the dashboard
@@ -89,7 +89,7 @@ def test_snapshot_reports_depth_age_running_latency_and_workers():
     queues = {q["name"]: q for q in data["queues"]}
     assert (queues["default"]["ready"], queues["default"]["scheduled"]) == (1, 1)
     assert queues["default"]["oldest_ready_age"] == pytest.approx(180, abs=1)
-    assert queues["other"]["running"] == 1
+    assert queues["emails"]["running"] == 1
     assert data["latency"]["sample"] == 10
     assert data["latency"]["run"]["p50"] == pytest.approx(6, abs=0.01)
     assert data["latency"]["wait"]["p90"] == pytest.approx(0.5, abs=0.01)
@@ -128,32 +128,32 @@ def test_dashboard_data_answers_in_a_bounded_number_of_queries(
 def test_pause_from_the_dashboard_is_logged_and_shown(admin_client):
     response = admin_client.post(
         reverse("admin:django_jobs_dashboard_queue"),
-        {"queue": "mail", "action": "pause"},
+        {"queue": "emails", "action": "pause"},
         headers={"accept": "application/json"},
     )
-    assert response.json() == {"queue": "mail", "paused": True}
+    assert response.json() == {"queue": "emails", "paused": True}
     queues = {q["name"]: q for q in admin_client.get(DATA).json()["queues"]}
-    assert queues["mail"]["paused"] is True
+    assert queues["emails"]["paused"] is True
     admin_client.post(
-        reverse("admin:django_jobs_dashboard_queue"), {"queue": "mail", "action": "resume"}
+        reverse("admin:django_jobs_dashboard_queue"), {"queue": "emails", "action": "resume"}
     )
-    assert Queue.objects.get(pk="mail").paused is False
+    assert Queue.objects.get(pk="emails").paused is False
 
 
 def test_jobs_command_pauses_and_resumes_a_queue():
-    call_command("jobs", "pause", "mail", stdout=None)
-    assert services.paused_queues("default") == {"mail"}
-    call_command("jobs", "resume", "mail", stdout=None)
+    call_command("jobs", "pause", "emails", stdout=None)
+    assert services.paused_queues("default") == {"emails"}
+    call_command("jobs", "resume", "emails", stdout=None)
     assert services.paused_queues("default") == frozenset()
 
 
 def test_claim_skips_paused_queues():
-    from django.tasks import task_backends
+    from django_jobs.tasks_api import task_backends
 
     broker = task_backends["default"].broker
     tasks.other_queue.enqueue(1)
     default = tasks.add.enqueue(1, 2)
-    broker.set_paused(frozenset({"other"}))
+    broker.set_paused(frozenset({"emails"}))
     try:
         claimed = broker.claim("w", [], 10, timezone.now())
     finally:
@@ -165,7 +165,7 @@ def test_read_only_user_cannot_pause(client):
     make_user("viewer", "view_job")
     client.login(username="viewer", password="correct horse battery staple")
     response = client.post(
-        reverse("admin:django_jobs_dashboard_queue"), {"queue": "mail", "action": "pause"}
+        reverse("admin:django_jobs_dashboard_queue"), {"queue": "emails", "action": "pause"}
     )
     assert response.status_code == 403
     assert not Queue.objects.exists()
@@ -174,7 +174,7 @@ def test_read_only_user_cannot_pause(client):
 @pytest.mark.processes
 def test_a_running_worker_stops_claiming_from_a_paused_queue_until_resumed(spawn_worker):
     # Given a paused queue with a job waiting, enqueued before a job on another queue
-    services.pause_queue("default", "other")
+    services.pause_queue("default", "emails")
     paused_job = tasks.other_queue.enqueue("later")
     spawn_worker("--concurrency", "1")
     first = tasks.add.enqueue(1, 2)
@@ -183,7 +183,7 @@ def test_a_running_worker_stops_claiming_from_a_paused_queue_until_resumed(spawn
     # Then the paused queue's job is still waiting
     assert Job.objects.get(pk=paused_job.id).status == JobStatus.READY
     # And once resumed it runs (the worker refreshes the paused set every heartbeat)
-    services.resume_queue("default", "other")
+    services.resume_queue("default", "emails")
     wait_for(lambda: Job.objects.get(pk=paused_job.id).status == JobStatus.SUCCESSFUL)
     # And its heartbeat rolled the per-minute counters up (no query per job for that)
     assert JobMinute.objects.filter(queue_name="").exists()

@@ -7,13 +7,12 @@ worker thread), so these tests use committed rows (``transactional_db``).
 from datetime import timedelta
 
 import pytest
-from django.tasks import TaskResultStatus, task_backends
-from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
 
 from django_jobs import leases, workers
 from django_jobs.execution import Attempt, run_attempt
 from django_jobs.models import Job, JobStatus, Worker
+from django_jobs.tasks_api import TaskResultStatus, task_backends, task_finished, task_started
 from tests import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -75,7 +74,7 @@ def test_non_json_return_value_fails_the_attempt_with_a_clear_error(transactiona
     job = row(result)
     assert job.status == JobStatus.FAILED and job.return_value is None
     [error] = job.errors
-    assert error["exception_class_path"] == "django_jobs.exceptions.InvalidJobArguments"
+    assert error["exception_class_path"] == "builtins.TypeError"
     assert "return value" in error["traceback"] and "not JSON" in error["traceback"]
 
 

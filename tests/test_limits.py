@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
-from django.tasks import task_backends
 from django.utils import timezone
 
 from django_jobs.exceptions import InvalidTaskOptions
 from django_jobs.gates import parse_rate
 from django_jobs.models import Job, JobStatus
 from django_jobs.tasks import JobTask
+from django_jobs.tasks_api import task_backends
 from tests import tasks
 from tests.conftest import max_overlap, wait_for
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
-from django.tasks import task_backends
 
 from django_jobs.models import Job, JobStatus, Worker
+from django_jobs.tasks_api import task_backends
 from tests import tasks
 from tests.conftest import wait_for
 
@@ -61,30 +61,30 @@ def test_burst_worker_with_an_empty_queue_exits_zero(spawn_worker):
 
 
 def test_queue_flag_serves_only_that_queue(spawn_worker):
-    # Given jobs in queue a and queue b
-    in_a = [tasks.add.using(queue_name="a").enqueue(i, 1) for i in range(2)]
-    in_b = [tasks.add.using(queue_name="b").enqueue(i, 2) for i in range(2)]
-    # When a burst worker serves queue a only
-    worker = spawn_worker("--burst", "--queue", "a")
-    # Then the jobs in a ran and the jobs in b are still waiting
+    # Given jobs in queue emails and queue reports
+    in_emails = [tasks.add.using(queue_name="emails").enqueue(i, 1) for i in range(2)]
+    in_reports = [tasks.add.using(queue_name="reports").enqueue(i, 2) for i in range(2)]
+    # When a burst worker serves queue emails only
+    worker = spawn_worker("--burst", "--queue", "emails")
+    # Then the jobs in emails ran and the jobs in reports are still waiting
     assert worker.wait(60) == 0, worker.output()
-    assert {job_of(r).status for r in in_a} == {JobStatus.SUCCESSFUL}
-    assert {job_of(r).status for r in in_b} == {JobStatus.READY}
-    assert all(job_of(r).attempts == 0 for r in in_b)
-    assert Worker.objects.get().queues == ["a"]
+    assert {job_of(r).status for r in in_emails} == {JobStatus.SUCCESSFUL}
+    assert {job_of(r).status for r in in_reports} == {JobStatus.READY}
+    assert all(job_of(r).attempts == 0 for r in in_reports)
+    assert Worker.objects.get().queues == ["emails"]
 
 
 def test_several_queue_flags_serve_each_of_them(spawn_worker):
-    # Given jobs in queues a, b and c
-    in_a = [tasks.add.using(queue_name="a").enqueue(i, 1) for i in range(2)]
-    in_b = [tasks.add.using(queue_name="b").enqueue(i, 2) for i in range(2)]
-    in_c = tasks.add.using(queue_name="c").enqueue(3, 3)
-    # When a burst worker serves queues a and b (the several-queues claim statement)
-    worker = spawn_worker("--burst", "--queue", "a", "--queue", "b")
-    # Then it exits 0, the jobs of a and b ran and the job in c still waits
+    # Given jobs in queues emails, reports and default
+    in_emails = [tasks.add.using(queue_name="emails").enqueue(i, 1) for i in range(2)]
+    in_reports = [tasks.add.using(queue_name="reports").enqueue(i, 2) for i in range(2)]
+    in_default = tasks.add.using(queue_name="default").enqueue(3, 3)
+    # When a burst worker serves queues emails and reports (the several-queues claim statement)
+    worker = spawn_worker("--burst", "--queue", "emails", "--queue", "reports")
+    # Then it exits 0, the jobs of emails and reports ran and the job in default still waits
     assert worker.wait(60) == 0, worker.output()
-    assert {job_of(r).status for r in in_a + in_b} == {JobStatus.SUCCESSFUL}
-    assert job_of(in_c).status == JobStatus.READY
+    assert {job_of(r).status for r in in_emails + in_reports} == {JobStatus.SUCCESSFUL}
+    assert job_of(in_default).status == JobStatus.READY
     assert "Traceback" not in worker.output()
 
 
@@ -278,12 +278,12 @@ def test_job_stuck_in_c_past_its_timeout_fails_and_the_process_is_replaced(spawn
 # --- registration ------------------------------------------------------------------------------
 def test_worker_registers_heartbeats_and_marks_itself_stopped(spawn_worker):
     # Given a worker serving two queues with three slots
-    worker = spawn_worker("--queue", "a", "--queue", "b", "--concurrency", "3")
+    worker = spawn_worker("--queue", "emails", "--queue", "reports", "--concurrency", "3")
     row = live_worker(worker)
     # Then its row says who and where it is
     assert row.hostname == socket.gethostname()
     assert row.pid == worker.children()[0]
-    assert row.queues == ["a", "b"]
+    assert row.queues == ["emails", "reports"]
     assert row.concurrency == 3
     assert row.processes == 1
     assert row.stopped_at is None

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from django_jobs import leases
+from django_jobs.brokers.fallback import OUTAGE_NOTE
 from django_jobs.brokers.redis_store import epoch_ms
 from django_jobs.dbsession import relax_commits
 from django_jobs.exceptions import BrokerUnavailable
@@ -83,11 +84,11 @@ def test_enqueue_many_publishes_every_job_in_one_pipeline(redis_backend, redis_d
     assert len(round_trips) == 1
     # And each is in its queue's ready set, or in the delayed set
     assert sorted(ready_ids(redis_db)) == sorted(r.id for r in results[:20])
-    assert ready_ids(redis_db, "other") == [results[20].id]
+    assert ready_ids(redis_db, "emails") == [results[20].id]
     assert delayed_ids(redis_db) == [results[21].id]
     assert {q.decode() for q in redis_db.smembers("django_jobs:redis:queues")} == {
         "default",
-        "other",
+        "emails",
     }
 
 
@@ -211,15 +212,23 @@ def test_stale_ids_ahead_of_a_live_job_do_not_hide_it(redis_backend, redis_db):
     assert ready_ids(redis_db) == inflight_ids(redis_db) == []
 
 
-def test_claim_raises_broker_unavailable_when_redis_is_down(settings, redis_backend):
-    # Given the redis backend pointing at a port where nothing listens
+def test_claim_falls_back_to_the_database_when_redis_is_down(settings, redis_backend):
+    # Given the redis backend pointing at a port where nothing listens, and a job enqueued there
     options = {**settings.TASKS["redis"]["OPTIONS"], "redis_url": "redis://127.0.0.1:1/0"}
     settings.TASKS = {**settings.TASKS, "redis": {**settings.TASKS["redis"], "OPTIONS": options}}
-    from django.tasks import task_backends
+    from django_jobs.tasks_api import task_backends
 
-    # When a worker claims, then it is told to back off
+    backend = task_backends["redis"]
+    result = on_redis(tasks.add).enqueue(1, 2)
+    # When a worker claims: Redis itself cannot be reached
     with pytest.raises(BrokerUnavailable):
-        claim(task_backends["redis"])
+        backend.broker.redis.claim("w1", [], 10, timezone.now())
+    # Then the broker claims the job straight from the database, and says so
+    try:
+        assert [str(job.pk) for job in claim(backend)] == [result.id]
+        assert backend.broker.note == OUTAGE_NOTE
+    finally:
+        backend.broker.close()
 
 
 # --- reliability: leases and the sweeper ------------------------------------------------------
@@ -259,7 +268,7 @@ def test_sweep_restores_every_ready_job_after_redis_lost_its_data(redis_backend,
     ready = [on_redis(tasks.add).using(priority=p).enqueue(p, p) for p in (1, 5, 3)]
     delayed = on_redis(tasks.add).using(run_after=timezone.now() + LATER).enqueue(0, 0)
     running = on_redis(tasks.other_queue).enqueue("x")
-    claim(redis_backend, queues=["other"])
+    claim(redis_backend, queues=["emails"])
     redis_db.flushdb()
     # When the sweeper runs
     published = redis_backend.broker.sweep(timezone.now())
@@ -267,7 +276,7 @@ def test_sweep_restores_every_ready_job_after_redis_lost_its_data(redis_backend,
     assert published == 4
     assert sorted(ready_ids(redis_db)) == sorted(r.id for r in ready)
     assert delayed_ids(redis_db) == [delayed.id]
-    assert ready_ids(redis_db, "other") == []
+    assert ready_ids(redis_db, "emails") == []
     assert Job.objects.get(pk=running.id).status == JobStatus.RUNNING
     # And claims follow priority again
     assert [str(j.pk) for j in claim(redis_backend)] == [ready[1].id, ready[2].id, ready[0].id]
@@ -281,7 +290,7 @@ def test_sweep_publishes_ready_rows_redis_never_saw(settings, redis_backend, red
     settings.TASKS = {**settings.TASKS, "redis": bad}
     result = on_redis(tasks.add).enqueue(1, 2)
     settings.TASKS = {**settings.TASKS, "redis": good}
-    from django.tasks import task_backends
+    from django_jobs.tasks_api import task_backends
 
     # When Redis is back and the sweeper runs
     published = task_backends["redis"].broker.sweep(timezone.now())

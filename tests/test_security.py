@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from django.db.models import JSONField, Value
-from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
 
 import django_jobs
@@ -16,6 +15,7 @@ from django_jobs import registry
 from django_jobs.exceptions import JobArgumentsError, UnknownTask
 from django_jobs.execution import Attempt, run_attempt
 from django_jobs.models import Job, JobStatus
+from django_jobs.tasks_api import TaskResultStatus, task_backends
 from tests import tasks
 
 LEASE = timedelta(seconds=60)

@@ -3,13 +3,12 @@
 from datetime import timedelta
 
 import pytest
-from django.tasks import TaskResultStatus, task_backends
-from django.tasks.signals import task_finished
 from django.utils import timezone
 
 from django_jobs import Snooze
 from django_jobs.execution import Attempt, run_attempt
 from django_jobs.models import Job, JobStatus
+from django_jobs.tasks_api import TaskResultStatus, task_backends, task_finished
 from tests import tasks
 from tests.conftest import wait_for
 

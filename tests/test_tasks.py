@@ -2,24 +2,27 @@
 
 from datetime import datetime, timedelta
 
-import django
-import django.tasks
 import pytest
-from django.tasks import TaskResultStatus, task_backends
-from django.tasks.exceptions import InvalidTask
 from django.utils import timezone
 
 import django_jobs
+from django_jobs import tasks_api
 from django_jobs.exceptions import InvalidTaskOptions
 from django_jobs.execution import Attempt, run_attempt
 from django_jobs.models import Job, JobStatus
 from django_jobs.tasks import JobTask
+from django_jobs.tasks_api import (
+    TASK_FORWARDS_OPTIONS,
+    InvalidTask,
+    TaskResultStatus,
+    task_backends,
+)
 from tests import tasks
 
 
 @django_jobs.task(
     priority=5,
-    queue_name="options",
+    queue_name="reports",
     max_attempts=4,
     timeout=30,
     retry_backoff=2,
@@ -32,7 +35,8 @@ def with_options(x):
     return x
 
 
-DJANGO_FORWARDS_OPTIONS = django.VERSION >= (6, 1)  # 6.0's @task takes no extra keywords
+# Django 6.0's @task takes no extra keywords; 6.1's and the 5.2 backport's pass them on.
+DJANGO_FORWARDS_OPTIONS = TASK_FORWARDS_OPTIONS
 
 
 def _declared_with_django_task():
@@ -40,7 +44,7 @@ def _declared_with_django_task():
 
 
 if DJANGO_FORWARDS_OPTIONS:
-    declared_with_django_task = django.tasks.task(max_attempts=2, timeout=5)(
+    declared_with_django_task = tasks_api.task(max_attempts=2, timeout=5)(
         _declared_with_django_task
     )
 
@@ -64,7 +68,7 @@ def test_django_jobs_task_sets_every_option():
     # Then the JobTask carries them, dotted paths for the exception classes
     assert isinstance(with_options, JobTask)
     assert with_options.priority == 5
-    assert with_options.queue_name == "options"
+    assert with_options.queue_name == "reports"
     assert with_options.max_attempts == 4
     assert with_options.timeout == 30
     assert with_options.retry_backoff == 2
@@ -99,7 +103,7 @@ def test_on_django_60_extra_options_need_django_jobs_task():
     # Given Django 6.0, whose @task takes no extra keywords
     # Then it refuses them, which is why django_jobs.task exists
     with pytest.raises(TypeError):
-        django.tasks.task(max_attempts=2)(_declared_with_django_task)
+        tasks_api.task(max_attempts=2)(_declared_with_django_task)
 
 
 @pytest.mark.django_db
@@ -108,7 +112,7 @@ def test_declared_options_land_on_the_job_row():
     result = with_options.enqueue(1)
     # Then the row carries them: columns for max_attempts/timeout, the rest in options
     job = Job.objects.get(pk=result.id)
-    assert (job.priority, job.queue_name) == (5, "options")
+    assert (job.priority, job.queue_name) == (5, "reports")
     assert job.max_attempts == 4
     assert job.timeout == 30
     assert job.options == {
@@ -327,8 +331,11 @@ def test_queue_outside_the_backend_queues_is_rejected(restricted_queues):
 
 
 @pytest.mark.django_db
-def test_empty_queues_allow_any_queue():
+def test_empty_queues_allow_any_queue(settings):
     # Given the default backend with QUEUES = []
+    settings.TASKS = {
+        "default": {"BACKEND": "django_jobs.backend.JobsBackend", "QUEUES": [], "OPTIONS": {}}
+    }
     # When a task is enqueued on an arbitrary queue
     result = tasks.add.using(queue_name="anything-goes").enqueue(1, 2)
     # Then it is accepted

@@ -9,12 +9,12 @@ from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, connections, transaction
-from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
 
 from django_jobs import DuplicateJob
 from django_jobs.exceptions import InvalidTaskOptions
 from django_jobs.models import Job, JobStatus
+from django_jobs.tasks_api import TaskResultStatus, task_backends
 from tests import tasks
 from tests.conftest import ROOT, worker_database_url
 

@@ -1,14 +1,15 @@
 """One worker process, in-process: ``run_once(now)`` claims into the pool, timeouts, queues."""
 
+import logging
 import threading
 
 import pytest
 from django.utils import timezone
 
 from django_jobs.models import Job, JobStatus
-from django_jobs.worker.process import EXIT_REPLACE, WorkerProcess
+from django_jobs.worker.process import EXIT_FATAL, EXIT_REPLACE, WorkerProcess
 from tests import tasks
-from tests.conftest import wait_for
+from tests.conftest import renamed_column, wait_for
 
 JOB_TIMEOUT = "django_jobs.exceptions.JobTimeout"
 BACKGROUND_THREADS = ("django-jobs-heartbeat", "django-jobs-listen", "django-jobs-completer")
@@ -149,11 +150,11 @@ def test_job_stuck_in_c_fails_and_asks_for_a_new_process(make_worker):
 
 
 def test_worker_only_claims_from_its_queues(make_worker):
-    # Given a job on "default" and one on "other", and a worker of queue "other"
+    # Given a job on "default" and one on "emails", and a worker of queue "emails"
     default = tasks.add.enqueue(1, 1)
     other = tasks.other_queue.enqueue("x")
-    worker = make_worker(queues=["other"])
-    # When its loop runs until the "other" job is done
+    worker = make_worker(queues=["emails"])
+    # When its loop runs until the "emails" job is done
     drive(worker, finished(other))
     # Then the "default" job was left alone
     assert worker.run_once(timezone.now()) == 0
@@ -172,3 +173,23 @@ def test_run_once_returns_zero_when_nothing_is_ready(make_worker):
     drive(worker, finished(done))
     wait_for(worker.pool.idle, timeout=10)
     assert worker.run_once(timezone.now()) == 0
+
+
+def test_outcome_write_failing_for_good_stops_the_worker(make_worker, tmp_path, caplog):
+    # Given a worker running a job that finishes when the test says
+    gate = tmp_path / "finish"
+    running = tasks.waits_for_file.enqueue(str(gate))
+    worker = make_worker()
+    assert worker.run_once(timezone.now()) == 1
+    # When the column its outcome goes to disappears, and the job finishes (no claim after it)
+    with (
+        caplog.at_level(logging.ERROR, "django_jobs"),
+        renamed_column("django_jobs_job", "return_value"),
+    ):
+        gate.touch()
+        wait_for(worker.stopping.is_set, timeout=15, message="the worker to stop")
+    # Then the completion alone stopped it: an ERROR naming it, exit status EXIT_FATAL
+    assert worker.exit_code == EXIT_FATAL
+    assert any("statement=complete" in r.getMessage() for r in caplog.records), caplog.text
+    # And the job is left RUNNING, for rescue once its lease runs out
+    assert status(running) == JobStatus.RUNNING

@@ -3,13 +3,13 @@
 from pathlib import Path
 
 import pytest
-from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
 
 from django_jobs import chain, chord, group
 from django_jobs.execution import Attempt, run_attempt
 from django_jobs.models import Job, JobStatus
 from django_jobs.services import cancel
+from django_jobs.tasks_api import TaskResultStatus, task_backends
 from tests import tasks
 from tests.conftest import wait_for
 

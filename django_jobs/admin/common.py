@@ -3,7 +3,8 @@
 from datetime import timedelta
 
 from django.contrib import admin
-from django.tasks import task_backends
+
+from ..tasks_api import task_backends
 
 
 def jobs_backend():

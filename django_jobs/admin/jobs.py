@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from .. import job_selection
 from ..models import Job, JobStatus
 from . import actions, display
 from .common import ReadOnlyAdmin
@@ -40,7 +41,10 @@ class JobAdmin(ReadOnlyAdmin):
         ("finished_at", admin.DateFieldListFilter),
     )
     search_fields = ("id", "task_path", "args", "kwargs")
-    search_help_text = "A job id, or text in the task path or in the JSON args/kwargs."
+    search_help_text = (
+        "A job id (or its first 4+ characters, as shown), or text in the task path or in the "
+        "JSON args/kwargs."
+    )
     ordering = ("-enqueued_at",)
     paginator = EstimatedCountPaginator
     show_full_result_count = False  # COUNT(*) over a long history is slow
@@ -102,6 +106,10 @@ class JobAdmin(ReadOnlyAdmin):
         except ValueError:
             pass
         matches = Q(task_path__icontains=term) | Q(args__icontains=term)
+        try:  # the short id the changelist shows, or any longer prefix of an id
+            matches |= job_selection.starts_with(queryset.db, job_selection.id_prefix(term))
+        except ValueError:
+            pass
         return queryset.filter(matches | Q(kwargs__icontains=term)), False
 
     # --- columns and fields -------------------------------------------------------------

@@ -31,6 +31,13 @@ class WorkerAdmin(ReadOnlyAdmin):
 
     @admin.display(description="state")
     def state(self, worker: Worker) -> str:
+        if worker.note and not worker.stopped_at:  # e.g. Redis unreachable: polling the database
+            return format_html(
+                '{} <span class="jobs-note">{}</span>', self.badge(worker), worker.note
+            )
+        return self.badge(worker)
+
+    def badge(self, worker: Worker) -> str:
         if worker.stopped_at:
             return format_html(
                 '<span class="jobs-status jobs-status-cancelled">{}</span>', "stopped"

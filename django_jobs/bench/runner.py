@@ -60,7 +60,7 @@ class BenchResult:
 
 class Bench:
     def __init__(self, config: BenchConfig, log=print):
-        from django.tasks import task_backends
+        from ..tasks_api import task_backends
 
         self.config = config
         self.backend = task_backends[config.backend]

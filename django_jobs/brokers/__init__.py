@@ -8,9 +8,10 @@ def get_broker(backend):
 
         return DatabaseBroker(backend.jobs_options, backend.alias)
     if backend.jobs_options.broker == "redis":
+        from .fallback import RedisWithFallback
         from .redis import RedisBroker
 
-        return RedisBroker(backend.jobs_options, backend.alias)
+        return RedisWithFallback(RedisBroker(backend.jobs_options, backend.alias))
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured(f"Unknown broker {backend.jobs_options.broker!r}.")

@@ -9,6 +9,10 @@ from typing import Protocol
 class Broker(Protocol):
     """Publish enqueued jobs, claim them for a worker, wake sleeping workers."""
 
+    #: What operators should know about dispatch right now, shown on the worker's row ("" if
+    #: nothing), e.g. that Redis is unreachable and the worker polls the database.
+    note: str
+
     def publish(self, jobs: Sequence) -> None:
         """Make READY job rows known to workers, once the current transaction commits.
 

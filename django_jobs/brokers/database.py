@@ -104,6 +104,8 @@ def claim_sql(shape: str) -> str:
 class DatabaseBroker:
     """Claim jobs from the database; wake on PostgreSQL notifications, else poll."""
 
+    note = ""
+
     def __init__(self, options: JobsOptions, alias: str = "default"):
         self.options = options
         self.alias = alias
@@ -339,8 +341,9 @@ def _claim_two_step(database, candidates, worker_id, now, options, limit) -> lis
             return []
         jobs = Job.objects.using(database).filter(pk__in=ids)
         jobs.claim(worker_id, now, options.lease)
-    # ``ids`` were READY under lock, so these are exactly the rows this call claimed.
-    return list(jobs.held_by(worker_id))
+        # ``ids`` were READY under lock, so these are exactly the rows this call claimed. Read
+        # them before the commit: a failure after it would leave them RUNNING, never run.
+        return list(jobs.held_by(worker_id))
 
 
 def _psycopg_params(alias: str) -> dict:

@@ -10,6 +10,7 @@ repairs whatever Redis lost. Layout of the keys: ``redis_store``.
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
@@ -20,6 +21,7 @@ from django.db import DatabaseError, InterfaceError, transaction
 from ..conf import JobsOptions
 from ..exceptions import BrokerUnavailable
 from ..gates import GatedClaims
+from ..reconnect import claim_reconnecting
 from .database import claim_ids
 from .redis_store import Entry, Store, epoch_ms
 from .redis_sweep import Sweeper
@@ -30,10 +32,14 @@ logger = logging.getLogger(__name__)
 MAX_STALE_ROUNDS = 100
 #: Seconds one blocking pop waits before the listener checks whether it should stop.
 BLOCK_SECONDS = 1.0
+#: Seconds a process skips pushes after one failed (the sweeper publishes those jobs).
+PUSH_PAUSE_SECONDS = 5.0
 
 
 class RedisBroker:
     """Publish ids to Redis on commit; claim them back through a reliable pop."""
+
+    note = ""  # see ``fallback.RedisWithFallback`` for the note while Redis is down
 
     def __init__(self, options: JobsOptions, alias: str = "default"):
         self.options = options
@@ -43,6 +49,7 @@ class RedisBroker:
         self.sweeper = Sweeper(self.store, self.database, alias)
         self._closed = threading.Event()
         self._listener: threading.Thread | None = None
+        self._push_again_at = 0.0
         #: Paused queue names, refreshed by the worker's heartbeat.
         self.paused: frozenset[str] = frozenset()
         #: A safety net only: workers are woken by a blocking pop.
@@ -59,10 +66,15 @@ class RedisBroker:
             transaction.on_commit(partial(self._push, entries), using=self.database)
 
     def _push(self, entries: list[Entry]) -> None:
+        # The row is written either way: the sweeper publishes it once Redis answers again.
+        # After a failed push, skip pushes for a while: enqueue must not wait on a dead Redis.
+        if time.monotonic() < self._push_again_at:
+            logger.debug("redis unavailable, push skipped jobs=%s", len(entries))
+            return
         try:
             self.store.push(entries)
         except redis.RedisError as e:
-            # The row is written: the sweeper publishes it once Redis answers again.
+            self._push_again_at = time.monotonic() + PUSH_PAUSE_SECONDS
             logger.warning(
                 "redis unavailable, the sweeper will publish jobs=%s first_job_id=%s error=%r",
                 len(entries),
@@ -107,7 +119,15 @@ class RedisBroker:
     def _claim_rows(self, ids: list[str], worker_id: str, now: datetime) -> list:
 
         try:
-            jobs = claim_ids(self.database, self.alias, ids, worker_id, now, self.options)
+            # A new connection at once if the old one was dropped: the ids are popped now, and
+            # otherwise wait for a sweep (a proxy closing idle connections would fail every
+            # first claim after a pause, and the jobs would never be claimed).
+            jobs = claim_reconnecting(
+                self.database,
+                worker_id,
+                now,
+                partial(claim_ids, self.database, self.alias, ids, worker_id, now, self.options),
+            )
         except (DatabaseError, InterfaceError):
             # The rows were not claimed: let the next sweep put the ids back at once, instead
             # of after the lease (the sweep needs the database, which is what just failed).
@@ -166,7 +186,9 @@ class RedisBroker:
             except redis.RedisError as e:
                 failures += 1
                 delay = min(0.5 * 2 ** (failures - 1), 5.0)
-                logger.warning("redis listener lost error=%r; reconnecting in %.1fs", e, delay)
+                # One warning per outage; the claim loop says what it does meanwhile.
+                log = logger.warning if failures == 1 else logger.debug
+                log("redis listener lost error=%r; reconnecting in %.1fs", e, delay)
                 self._closed.wait(delay)
                 continue
             if failures:

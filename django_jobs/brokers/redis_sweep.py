@@ -7,8 +7,9 @@ at once: every Redis change is a guarded script, and a job re-added twice is cla
    the database claim) go back to their ready set if the row is still READY, else are dropped;
 2. resync: when the ``synced`` marker is gone (FLUSHDB, a restart without persistence, a new
    Redis), every READY row is re-published, streamed from the claim index;
-3. window: otherwise the first ``batch`` due READY rows in claim order that Redis holds
-   nowhere are re-published: retries, rescued jobs, jobs enqueued while Redis was down;
+3. window: otherwise the first ``batch`` due READY rows in claim order (limited jobs left
+   out, as in the claim) that Redis holds nowhere are re-published: retries, rescued jobs,
+   jobs enqueued while Redis was down;
 4. prune: one chunk of one ready/delayed set is checked against the database, and ids whose
    rows are gone or no longer READY (cancelled, purged) are dropped.
 """
@@ -83,7 +84,10 @@ class Sweeper:
     def window(self, now: datetime, now_ms: int) -> int:
         from ..models import Job
 
+        # Limited jobs are left out as in the claim: 1,000 of them waiting on their gate
+        # would otherwise fill every window and hide a lost ordinary job behind them.
         due = Job.objects.using(self.database).ready(now).filter(backend=self.alias)
+        due = due.filter(limit_key__isnull=True)
         rows = _fields(due.order_by("-priority", "run_after"))[: self.batch]
         return self.store.restore(_entries(rows), now_ms)
 

@@ -6,12 +6,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from django.db import DatabaseError, InterfaceError, connections
+from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, connections
 from django.utils import timezone
 
 from ..completion import record_many
 from ..dbsession import serialized_writes
 from ..execution import Outcome
+from ..transient import is_transient
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +27,12 @@ class Completer:
         database: str,
         on_written: Callable[[list[Outcome]], None],
         give_up: float,
+        on_fatal: Callable[[str, BaseException], None] | None = None,
     ):
         self.database = database
         self.on_written = on_written
         self.give_up = give_up
+        self.on_fatal = on_fatal
         self.queue: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self.pending = 0
         self.lock = threading.Lock()
@@ -82,9 +85,41 @@ class Completer:
                 return
             except (DatabaseError, InterfaceError) as e:
                 connections[self.database].close()
+                if not is_transient(e):
+                    self._unmendable(batch, e)
+                    return
                 if time.monotonic() > deadline:
                     logger.error("dropping %s outcome(s) after error=%r", len(batch), e)
                     return
                 logger.warning("writing %s outcome(s) failed error=%r", len(batch), e)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _unmendable(self, batch: list[Outcome], error: BaseException) -> None:
+        """A write retrying cannot mend: bad data stops one outcome, anything else the worker."""
+        if not isinstance(error, DataError | IntegrityError):  # bad SQL, schema mismatch
+            if self.on_fatal is not None:
+                self.on_fatal("complete", error)
+            return
+        if len(batch) > 1:  # find the outcome(s) the database refuses; write the others
+            for outcome in batch:
+                self._write([outcome])
+            return
+        outcome = batch[0]
+        if not isinstance(outcome.error, DataError | IntegrityError):
+            # The refusal is this attempt's failure: it ends FAILED now (not retried: the same
+            # value would be refused again), instead of waiting RUNNING for its lease to expire.
+            logger.error(
+                "complete failed, the database refuses this outcome; recording the refusal as "
+                "the job's failure job_id=%s error=%r",
+                outcome.attempt.job.pk,
+                error,
+            )
+            self._write([Outcome(outcome.attempt, error=error, retry=False)])
+            return
+        # Even the refusal cannot be written: left RUNNING, rescued after its lease.
+        logger.error(
+            "complete failed, the database refuses this outcome; dropping it job_id=%s error=%r",
+            outcome.attempt.job.pk,
+            error,
+        )

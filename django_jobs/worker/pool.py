@@ -51,6 +51,30 @@ class Running:
         return None
 
 
+class _Escaped(Exception):  # noqa: N818  (a carrier, not an error of its own)
+    """Carries a task's SystemExit or KeyboardInterrupt out of the event loop."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(repr(error))
+        self.error = error
+
+
+async def _contained(coroutine):
+    # asyncio re-raises SystemExit and KeyboardInterrupt out of the loop itself, which would
+    # end the loop thread every async job shares: hand them back to the job's thread instead.
+    # GeneratorExit is left alone: a task raising it fails like any error (asyncio keeps it
+    # in the future), and it is also how a coroutine is closed, which must not be caught.
+    try:
+        return await coroutine
+    except (SystemExit, KeyboardInterrupt) as e:
+        raise _Escaped(e) from None
+
+
+def attempt_key(attempt: Attempt) -> tuple[str, int]:
+    """What identifies one attempt of one job."""
+    return (str(attempt.job.pk), attempt.job.attempts)
+
+
 class Pool:
     """``concurrency`` slots; async tasks share one event loop thread.
 
@@ -75,8 +99,11 @@ class Pool:
         ]
         for thread in self.threads:
             thread.start()
-        self.running: dict[str, Running] = {}
-        self.unfinished: set = set()
+        # Keyed by (job, attempt), not by job: a job retried at once may be claimed again by
+        # this process before the completer confirms its previous attempt's outcome, and that
+        # late confirmation must not make the new attempt look finished (its lease unrenewed).
+        self.running: dict[tuple[str, int], Running] = {}
+        self.unfinished: set[tuple[str, int]] = set()
         self.lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -86,22 +113,27 @@ class Pool:
     def idle(self) -> bool:
         return not self.unfinished
 
-    def running_ids(self) -> list:
+    def running_ids(self) -> list[str]:
         """Jobs this process still owns: running, or finished but not yet written."""
         with self.lock:
-            return list(self.unfinished)
+            return list({pk for pk, _ in self.unfinished})
+
+    def executing(self) -> list[Running]:
+        """The attempts whose code is still running."""
+        with self.lock:
+            return list(self.running.values())
 
     def submit(self, attempt: Attempt) -> None:
         running = Running(attempt)
         with self.lock:
-            self.running[str(attempt.job.pk)] = running
-            self.unfinished.add(attempt.job.pk)
+            self.running[attempt_key(attempt)] = running
+            self.unfinished.add(attempt_key(attempt))
         self.inbox.put(running)
 
     def written(self, outcomes: list[Outcome]) -> None:
-        """The completer wrote these outcomes: the jobs are no longer ours."""
+        """The completer wrote these outcomes: those attempts are no longer ours."""
         with self.lock:
-            self.unfinished.difference_update(o.attempt.job.pk for o in outcomes)
+            self.unfinished.difference_update(attempt_key(o.attempt) for o in outcomes)
         self.on_done()
 
     def _serve(self) -> None:
@@ -111,21 +143,24 @@ class Pool:
     def _run(self, running: Running) -> None:
         running.thread_id = threading.get_ident()
         try:
-            outcome = execute(running.attempt, lambda task, a, kw: self._call(running, task, a, kw))
+            try:
+                call = lambda task, a, kw: self._call(running, task, a, kw)  # noqa: E731
+                outcome = execute(running.attempt, call)
+            except BaseException as e:  # a signal receiver raised: still the job's outcome
+                logger.exception("job crashed its thread job_id=%s", running.attempt.job.pk)
+                outcome = Outcome(running.attempt, error=e, retry=False)
             if self.forget(running):
                 self.on_outcome(outcome)
-        except BaseException:
-            logger.exception("job crashed its thread job_id=%s", running.attempt.job.pk)
-            self.forget(running)
         finally:
             close_old_connections()  # the task's own connections, as after a request
 
     def forget(self, running: Running) -> bool:
         """Free the job's slot; False if the job was already given up (timed out)."""
+        key = attempt_key(running.attempt)
         with self.lock:
-            mine = self.running.get(str(running.attempt.job.pk)) is running
+            mine = self.running.get(key) is running
             if mine:
-                del self.running[str(running.attempt.job.pk)]
+                del self.running[key]
         self.on_done()
         return mine
 
@@ -142,6 +177,7 @@ class Pool:
                 running.calling = False
 
     def _call_async(self, running: Running, coroutine):
+        coroutine = _contained(coroutine)
         if running.timeout is not None:
             coroutine = asyncio.wait_for(coroutine, running.timeout)
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
@@ -152,6 +188,8 @@ class Pool:
             raise JobTimeout(f"job ran over its timeout of {running.timeout}s") from e
         except concurrent.futures.CancelledError as e:
             raise JobCancelled(f"job {running.attempt.job.pk} was cancelled") from e
+        except _Escaped as e:
+            raise e.error from None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -165,10 +203,10 @@ class Pool:
 
     def request_cancel(self, ids, now: float) -> None:
         """Tell running jobs they are cancelled; past their ``cancel_grace`` they are stopped."""
+        wanted = {str(pk) for pk in ids}
         with self.lock:
-            for pk in ids:
-                running = self.running.get(str(pk))
-                if running is None or running.cancel_at is not None:
+            for (pk, _), running in self.running.items():
+                if pk not in wanted or running.cancel_at is not None:
                     continue
                 running.attempt.cancelled.set()
                 running.cancel_at = now + getattr(running.attempt.task, "cancel_grace", 10.0)

@@ -9,13 +9,15 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, InterfaceError, connections
-from django.tasks import TaskResultStatus, task_backends
 from django.utils import timezone
 
 from .. import leases, registry, rollup, services, workers
 from ..exceptions import BrokerUnavailable, JobCancelled, JobTimeout
 from ..execution import Attempt, Outcome
 from ..models import Job
+from ..reconnect import call_reconnecting, claim_reconnecting
+from ..tasks_api import TaskResultStatus, task_backends
+from ..transient import SERVICE_ERRORS, is_transient
 from .completer import Completer
 from .pool import Pool
 
@@ -25,6 +27,9 @@ logger = logging.getLogger(__name__)
 EXIT_REPLACE = 75
 #: Exit status of a worker that lost its registration (heartbeats kept failing).
 EXIT_LOST = 70
+#: Exit status of a worker stopped by an error retrying cannot mend (sysexits' EX_CONFIG): bad
+#: SQL, a missing table or column, a task module that cannot load. The supervisor gives up.
+EXIT_FATAL = 78
 #: How often a worker rolls finished jobs up into the per-minute counters.
 ROLLUP_EVERY = 60.0
 
@@ -59,10 +64,19 @@ class WorkerProcess:
             self.database,
             on_written=self._written,
             give_up=max(self.options.lease_seconds - self.options.heartbeat_interval, 1.0),
+            on_fatal=self._fatal,
         )
         self.pool = Pool(concurrency, on_done=self.wake.set, on_outcome=self.completer.put)
         self.worker_id = ""
+        self.started_at: datetime | None = None
         self.stopping = threading.Event()
+        #: Set once every job is finished and written: the heartbeat runs until then.
+        self.finished = threading.Event()
+        #: Set while lease renewals fail: claim nothing that could not be renewed.
+        self.renewals_failing = threading.Event()
+        self.heartbeat = threading.Thread(
+            target=self._heartbeat, name="django-jobs-heartbeat", daemon=True
+        )
         self.force = False
         self.exit_code = 0
         self._db_failures = 0
@@ -71,9 +85,8 @@ class WorkerProcess:
     def start(self) -> None:
         """Register this process and start its heartbeat; call once before ``run_once``."""
         registry.autodiscover(self.options.task_modules)
-        self.worker_id = workers.register(
-            self.database, self.backend.alias, self.queues, self.processes, self.concurrency
-        )
+        self.started_at = timezone.now()
+        self.worker_id = self._register()
         logger.info(
             "worker started worker=%s pid=%s queues=%s concurrency=%s",
             self.worker_id,
@@ -85,15 +98,25 @@ class WorkerProcess:
         self.broker.listen(self.wake, self.queues)
         try:  # repair the broker now (e.g. Redis restarted empty), not a heartbeat later
             self.broker.sweep(timezone.now(), every=self.options.heartbeat_interval)
-        except (DatabaseError, InterfaceError, BrokerUnavailable) as e:
+        except SERVICE_ERRORS as e:
+            if not is_transient(e):
+                raise
             logger.warning("sweep at start failed worker=%s error=%r", self.worker_id, e)
         self.completer.start()
-        threading.Thread(target=self._heartbeat, name="django-jobs-heartbeat", daemon=True).start()
+        self.heartbeat.start()
 
     def run(self) -> int:
         """Serve jobs until stopped; return the process exit status."""
         self._install_signal_handlers()
-        self.start()
+        try:
+            self.start()
+        except Exception as e:
+            if isinstance(e, SERVICE_ERRORS) and is_transient(e):
+                raise  # the supervisor starts another process after a pause
+            self._fatal("start", e)
+            self.force = True  # nothing started that could be drained
+            self._close()
+            return self.exit_code
         try:
             while not self.stopping.is_set():
                 self.wake.clear()
@@ -115,11 +138,19 @@ class WorkerProcess:
         """Stop overdue jobs, then claim as many jobs as there are free slots."""
         self._enforce_timeouts()
         free = self.pool.free_slots()
-        if free <= 0 or self.stopping.is_set():
+        if free <= 0 or self.stopping.is_set() or self.renewals_failing.is_set():
             return 0
         try:
-            jobs = self.broker.claim(self.worker_id, self.queues, free, now)
-        except (DatabaseError, InterfaceError, BrokerUnavailable) as e:
+            jobs = claim_reconnecting(
+                self.database,
+                self.worker_id,
+                now,
+                lambda: self.broker.claim(self.worker_id, self.queues, free, now),
+            )
+        except SERVICE_ERRORS as e:
+            if not is_transient(e):
+                self._fatal("claim", e)
+                return 0
             self._db_failures += 1
             delay = min(0.5 * 2**self._db_failures, 5.0)
             logger.warning("claim failed error=%r; retrying in %.1fs", e, delay)
@@ -140,6 +171,20 @@ class WorkerProcess:
         retried += [job for o in outcomes for job in o.attempt.activated]  # workflow steps
         if retried:
             self.broker.publish(retried)
+
+    def _fatal(self, statement: str, error: BaseException) -> None:
+        """Stop as on SIGTERM, then exit ``EXIT_FATAL``: retrying ``error`` cannot mend it."""
+        logger.error(
+            "%s failed, retrying cannot mend it; stopping statement=%s worker=%s exit=%s error=%r",
+            statement,
+            statement,
+            self.worker_id,
+            EXIT_FATAL,
+            error,
+            exc_info=not isinstance(error, SERVICE_ERRORS),  # e.g. a task module's ImportError
+        )
+        self.exit_code = EXIT_FATAL
+        self.stop()
 
     def stop(self, force: bool = False) -> None:
         self.force = self.force or force
@@ -184,7 +229,8 @@ class WorkerProcess:
     def _heartbeat(self) -> None:
         interval = self.options.heartbeat_interval
         last_ok = next_rollup = time.monotonic()
-        while not self.stopping.wait(interval):
+        # Not until ``stopping``: a draining worker's jobs still run, and keep their leases.
+        while not self.finished.wait(interval):
             now = timezone.now()
             ids = self.pool.running_ids()
             renewed = self._safely(
@@ -196,8 +242,14 @@ class WorkerProcess:
                 self.options.lease,
                 ids,
             )
+            if renewed is False:  # row deleted (admin, prune-workers): write it again, same id
+                renewed = self._safely("re-register", self._register_again)
             if renewed:
                 last_ok = time.monotonic()
+            if renewed is None:
+                self.renewals_failing.set()
+            else:
+                self.renewals_failing.clear()
             self._check_cancelled(ids)
             self._safely("rescue", self._rescue, now)
             self._safely("sweep", self.broker.sweep, now, interval)
@@ -214,7 +266,26 @@ class WorkerProcess:
                 )
                 self.exit_code = EXIT_LOST
                 self.stop(force=True)
+                break
         connections[self.database].close()
+
+    def _register(self) -> str:
+        """Write this process's Worker row: at start, or again if it was deleted (same id)."""
+        return workers.register(
+            self.database,
+            self.backend.alias,
+            self.queues,
+            self.processes,
+            self.concurrency,
+            worker_id=self.worker_id,
+            started_at=self.started_at,
+            note=self.broker.note,
+        )
+
+    def _register_again(self) -> bool:
+        self._register()
+        logger.warning("worker row was deleted, registered again worker=%s", self.worker_id)
+        return True
 
     def _rescue(self, now: datetime) -> int:
         return leases.rescue_expired(self.database, now, requeued=self.broker.publish)
@@ -231,9 +302,12 @@ class WorkerProcess:
     def _safely(self, what: str, func, *args):
         """Call a housekeeping query; on a database or broker error log it, return None."""
         try:
-            return func(*args)
-        except (DatabaseError, InterfaceError, BrokerUnavailable) as e:
+            return call_reconnecting(self.database, func, *args, tries=3, pause=0.1)
+        except SERVICE_ERRORS as e:
             connections[self.database].close()
+            if not is_transient(e):
+                self._fatal(what, e)
+                return None
             logger.warning("%s failed worker=%s error=%r", what, self.worker_id, e)
             return None
 
@@ -257,30 +331,41 @@ class WorkerProcess:
             self.wake.clear()
             self._enforce_timeouts()
             self.wake.wait(min(0.5, max(deadline - time.monotonic(), 0.01)))
-        ids = [pk for pk in self.pool.running_ids() if self._executing(pk)]
-        if ids and self.exit_code != EXIT_LOST:
-            handed = (
-                Job.objects.using(self.database)
-                .held_by(self.worker_id)
-                .filter(pk__in=ids)
-                .requeue()
-            )
+        jobs = [running.attempt.job for running in self.pool.executing()]
+        if jobs and self.exit_code != EXIT_LOST:
+            held = Job.objects.using(self.database).held_by(self.worker_id)
+            try:
+                handed = call_reconnecting(
+                    self.database, held.filter(pk__in=[job.pk for job in jobs]).requeue
+                )
+            except SERVICE_ERRORS as e:  # their leases run out and they are rescued
+                logger.warning("could not hand back jobs worker=%s error=%r", self.worker_id, e)
+                return
             logger.warning("handed back %s unfinished job(s) worker=%s", handed, self.worker_id)
-            running = [self.pool.running.get(str(pk)) for pk in ids]
-            self.broker.publish([r.attempt.job for r in running if r is not None])
-
-    def _executing(self, pk) -> bool:
-        return str(pk) in self.pool.running
+            self.broker.publish(jobs)
 
     def _close(self) -> None:
         self.stopping.set()
         self.completer.stop()
-        if not self.force:
-            self.completer.thread.join(timeout=self.options.lease_seconds)
+        # Outcomes already finished are written even on a forced stop (briefly: the leases
+        # may be gone, and the writes are fenced anyway).
+        wait = self.options.heartbeat_interval if self.force else self.options.lease_seconds
+        if self.completer.thread.ident is not None:  # not when start() failed before it
+            self.completer.thread.join(timeout=wait)
+        self.finished.set()
+        if self.heartbeat.ident is not None:
+            self.heartbeat.join(timeout=self.options.heartbeat_interval)
         self.broker.close()
         self.pool.shutdown()
         try:
-            workers.mark_stopped(self.database, self.worker_id)
+            call_reconnecting(
+                self.database,
+                workers.mark_stopped,
+                self.database,
+                self.worker_id,
+                tries=4,
+                pause=0.5,
+            )
         except (DatabaseError, InterfaceError):
             logger.warning("could not mark worker stopped worker=%s", self.worker_id)
         connections.close_all()

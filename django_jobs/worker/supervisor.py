@@ -1,5 +1,5 @@
 """Keep N worker processes (and an optional beat) alive: fork them, relay signals, replace
-the ones that die."""
+the ones that die, and give up when one stops on an error retrying cannot mend."""
 
 import logging
 import os
@@ -9,10 +9,14 @@ from collections.abc import Callable, Sequence
 
 from django.db import connections
 
+from .process import EXIT_FATAL
+
 logger = logging.getLogger(__name__)
 
 #: A child that dies sooner than this after starting is restarted after a pause.
 QUICK_DEATH = 2.0
+#: The signals the supervisor passes on to its children.
+RELAYED = {signal.SIGTERM, signal.SIGINT}
 
 
 class Supervisor:
@@ -54,6 +58,9 @@ class Supervisor:
         return self.exit_code
 
     def _on_exit(self, pid: int, code: int, started: float, target: Callable) -> None:
+        if code == EXIT_FATAL:
+            self._give_up(pid, code)
+            return
         if self.signals:
             if code not in (0, -signal.SIGTERM, -signal.SIGINT):
                 self.exit_code = self.exit_code or 1
@@ -66,23 +73,32 @@ class Supervisor:
         if not self.signals:
             self._spawn(target)
 
+    def _give_up(self, pid: int, code: int) -> None:
+        """A replacement would fail the same way: stop the others, and exit with ``code``."""
+        self.exit_code = code
+        if self.signals:
+            return
+        logger.error(
+            "worker process stopped on an error retrying cannot mend pid=%s code=%s; "
+            "stopping the other processes, not replacing it",
+            pid,
+            code,
+        )
+        self._on_signal(signal.SIGTERM, None)
+
     def _spawn(self, target: Callable[[int], int]) -> None:
         connections.close_all()  # a forked child must not share the parent's sockets
         parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.setpgid(0, 0)  # the terminal's Ctrl-C reaches the supervisor only
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                code = target(parent)
-            except BaseException:
-                logger.exception("worker process crashed")
-            finally:
-                logging.shutdown()
-                os._exit(code)
-        self.children[pid] = (time.monotonic(), target)
+        # A signal arriving between fork() and recording the child would be relayed to every
+        # child but this one: hold it until the child is recorded (the child unblocks too).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, RELAYED)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _child(target, parent, mask)
+            self.children[pid] = (time.monotonic(), target)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def _on_signal(self, signum, frame) -> None:
         self.signals.append(signum)
@@ -91,3 +107,19 @@ class Supervisor:
                 os.kill(pid, signum)
             except ProcessLookupError:
                 pass
+
+
+def _child(target: Callable[[int], int], parent: int, mask) -> None:
+    """Run ``target`` in a freshly forked child, then exit with its status (never returns)."""
+    code = 1
+    try:
+        os.setpgid(0, 0)  # the terminal's Ctrl-C reaches the supervisor only
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        code = target(parent)
+    except BaseException:
+        logger.exception("worker process crashed")
+    finally:
+        logging.shutdown()
+        os._exit(code)

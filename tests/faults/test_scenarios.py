@@ -4,7 +4,6 @@ Each scenario enqueues jobs of ``tests.faults.tasks`` (every execution writes it
 injects its fault at intervals until the jobs are finished, then counts: **lost** (not ended
 as expected), **twice while alive** (asserted 0) and **twice after expiry** (reported).
 ``FAULTS_SCALE=long`` runs the long versions (``scripts/faults.sh`` prints their table).
-Scenarios marked ``until_i13a`` fail on a branch without issue 13's cases 1-4 and 7.
 """
 
 import random
@@ -26,12 +25,6 @@ from tests.faults.servers import PrivateRedis
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 SUCCESSFUL, FAILED = JobStatus.SUCCESSFUL, JobStatus.FAILED
-
-
-def until_i13a(case: str):
-    """Known to fail on a branch without issue 13's fixes (branch i13a): a non-strict xfail,
-    so the figures are still recorded; remove once i13a is merged."""
-    return pytest.mark.xfail(reason=f"until issue 13 {case} (branch i13a) is merged", strict=False)
 
 
 @pytest.fixture(params=["database", "redis"])
@@ -130,7 +123,6 @@ def test_redis_flushdb_mid_drain(fleet, settings, tmp_path):
         server.close()
 
 
-@until_i13a("case 3: a dropped heartbeat connection is not retried within the beat")
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_terminate_backend")
 def test_connection_terminations_every_one_to_two_seconds(fleet, broker, tmp_path):
     # Given workers draining jobs that outlast a lease
@@ -175,7 +167,6 @@ def test_long_jobs_with_short_leases_under_load(fleet, broker, tmp_path):
     assert result.twice_after_expiry == []
 
 
-@until_i13a("case 1: heartbeats stop at the first SIGTERM while jobs still run")
 def test_sigterm_with_jobs_longer_than_the_lease(fleet, broker, tmp_path):
     # Given a worker running jobs twice as long as a lease, beside another worker
     started, path = time.monotonic(), tmp_path / "ledger.jsonl"
@@ -238,7 +229,6 @@ def test_poison_jobs_fail_after_exactly_max_attempts(fleet, broker, tmp_path):
     assert runs == dict.fromkeys(ids, 3)
 
 
-@until_i13a("case 2: an immediate retry re-claimed by the same process loses its renewal")
 def test_immediate_retries(fleet, broker, tmp_path):
     # Given jobs whose first attempt fails and is retried at once (maybe by the same process)
     started, path = time.monotonic(), tmp_path / "ledger.jsonl"

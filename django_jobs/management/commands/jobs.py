@@ -1,60 +1,149 @@
-"""``manage.py jobs``: operator commands (stats, retry, cancel, pause, resume, purge, …)."""
+"""``manage.py jobs``: operator commands (stats, retry, cancel, pause, resume, purge, …).
 
+Exit status: 0 done; 1 nothing to act on (an id or queue not found, a confirmation declined);
+2 bad arguments (a malformed id, duration or priority; a destructive command without --yes
+off a terminal). Errors are one line on stderr, never a traceback.
+"""
+
+import argparse
 import json
+import sys
 from datetime import timedelta
-from json import dumps
 
-from django.core.management.base import BaseCommand, CommandError
-from django.tasks import task_backends
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_jobs import registry, services
-from django_jobs.exceptions import UnknownTask
+from django_jobs import job_selection, registry, services
+from django_jobs.backend import JobsBackend
+from django_jobs.exceptions import JobsError, UnknownTask
+from django_jobs.models import JobStatus
+
+from ...tasks_api import (
+    TASK_MAX_PRIORITY,
+    TASK_MIN_PRIORITY,
+    InvalidTask,
+    InvalidTaskBackend,
+    task_backends,
+)
+
+#: Ids listed by --dry-run before "… and N more".
+LIST_LIMIT = 20
 
 
 def duration(value: str) -> timedelta:
     """Parse '30d', '12h', '15m' or '45s'."""
     units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
     if len(value) < 2 or value[-1] not in units or not value[:-1].isdigit():
-        raise ValueError(value)
+        raise argparse.ArgumentTypeError(f"{value!r} is not a duration: use e.g. 30d, 12h, 15m")
     return timedelta(**{units[value[-1]]: int(value[:-1])})
 
 
 def json_list(value: str) -> list:
-    parsed = json.loads(value)
+    parsed = _json(value)
     if not isinstance(parsed, list):
-        raise ValueError(value)
+        raise argparse.ArgumentTypeError(f"{value!r} is not a JSON list, e.g. '[1, 2]'")
     return parsed
 
 
 def json_object(value: str) -> dict:
-    parsed = json.loads(value)
+    parsed = _json(value)
     if not isinstance(parsed, dict):
-        raise ValueError(value)
+        raise argparse.ArgumentTypeError(f"{value!r} is not a JSON object, e.g. '{{\"a\": 1}}'")
     return parsed
+
+
+def _json(value: str):
+    try:
+        return json.loads(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{value!r} is not JSON: {e}") from e
+
+
+def priority(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or not TASK_MIN_PRIORITY <= number <= TASK_MAX_PRIORITY:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a priority: use a whole number from {TASK_MIN_PRIORITY} "
+            f"to {TASK_MAX_PRIORITY}"
+        )
+    return number
+
+
+def job_id(value: str) -> str:
+    try:
+        return job_selection.id_prefix(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def status(value: str) -> str:
+    if value.upper() not in JobStatus.values:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a status: use one of {', '.join(JobStatus.values)}"
+        )
+    return value.upper()
+
+
+class OneLineParser(CommandParser):
+    """Report a bad argument in one line (exit 2), without the usage block."""
+
+    def error(self, message):
+        if self.called_from_command_line:
+            self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        raise CommandError(f"Error: {message}", returncode=2)
+
+
+def bad_arguments(message: str) -> CommandError:
+    return CommandError(message, returncode=2)
+
+
+def not_found(message: str) -> CommandError:
+    return CommandError(message, returncode=1)
 
 
 class Command(BaseCommand):
     help = "Inspect and manage django-jobs jobs."
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.__class__ = OneLineParser  # Django builds a CommandParser; keep it, one-line errors
+        return parser
+
     def add_arguments(self, parser):
         parser.add_argument("--backend", default="default")
-        sub = parser.add_subparsers(dest="action", required=True)
-        sub.add_parser("stats", help="Job counts per queue and status; live workers.")
+        sub = parser.add_subparsers(dest="action", required=True, parser_class=OneLineParser)
+        actions = [sub.add_parser("stats", help="Job counts per queue and status; live workers.")]
+        changing = []  # take --dry-run
         for name, text in (
             ("retry", "Run failed/cancelled jobs again."),
             ("cancel", "Cancel jobs; running ones are asked to stop."),
         ):
             action = sub.add_parser(name, help=text)
-            action.add_argument("ids", nargs="+", metavar="JOB_ID")
+            action.add_argument(
+                "ids", nargs="*", type=job_id, metavar="JOB_ID", help="a job id or a unique prefix"
+            )
+            action.add_argument("--status", type=status, help="only jobs in this status")
+            action.add_argument("--task", help="only jobs of this task (dotted path)")
+            action.add_argument("--queue", help="only jobs in this queue")
+            changing.append(action)
         for name, text in (
             ("pause", "Stop workers claiming from a queue."),
             ("resume", "Let workers claim from a paused queue again."),
         ):
             sub.add_parser(name, help=text).add_argument("queue")
+            actions.append(sub.choices[name])
         purge = sub.add_parser("purge", help="Delete finished jobs older than --older-than.")
         purge.add_argument("--older-than", type=duration, required=True, help="e.g. 30d, 12h")
         prune = sub.add_parser("prune-workers", help="Delete Worker rows silent for a while.")
         prune.add_argument("--older-than", type=duration, default=timedelta(days=1))
+        changing += [purge, prune]
+        for action in changing:
+            action.add_argument("--dry-run", action="store_true", help="show, change nothing")
+            if action is not sub.choices["retry"]:  # destructive: confirm on a terminal
+                action.add_argument("--yes", action="store_true", help="do not ask (scripts)")
+        actions += changing
         enqueue = sub.add_parser("enqueue", help="Enqueue a declared task by dotted path.")
         enqueue.add_argument("task_path")
         enqueue.add_argument(
@@ -64,7 +153,8 @@ class Command(BaseCommand):
             "--kwargs", dest="job_kwargs", type=json_object, default={}, help="JSON object"
         )
         enqueue.add_argument("--queue", default=None)
-        enqueue.add_argument("--priority", type=int, default=None)
+        enqueue.add_argument("--priority", type=priority, default=None)
+        actions.append(enqueue)
 
         bench = sub.add_parser("bench", help="Benchmark enqueue, drain and latency.")
         bench.add_argument("--jobs", type=int, default=10_000)
@@ -75,31 +165,108 @@ class Command(BaseCommand):
         bench.add_argument("--latency-samples", type=int, default=200)
         bench.add_argument("--history", type=int, default=0, help="finished rows to add first")
         bench.add_argument("--json", action="store_true", help="print the summary as JSON")
+        for action in (*actions, bench):
+            # Django's global options are the main parser's; accept them after the subcommand too.
+            action.add_argument(
+                "--skip-checks",
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help="skip the system checks",
+            )
+            action.add_argument(
+                "--backend", default=argparse.SUPPRESS, help="TASKS alias (default: default)"
+            )
 
     def handle(self, *args, action, backend, **options):
-        jobs_backend = task_backends[backend]
+        try:
+            jobs_backend = task_backends[backend]
+        except InvalidTaskBackend as e:
+            raise bad_arguments(str(e)) from e
+        if not isinstance(jobs_backend, JobsBackend):
+            raise bad_arguments(f"TASKS[{backend!r}] is not a django_jobs.backend.JobsBackend.")
         database = jobs_backend.jobs_options.database
         if action == "stats":
             self.stdout.write(json.dumps(services.stats(database), indent=2))
-        elif action == "retry":
-            self.stdout.write(f"retried {services.retry(database, options['ids'])} job(s)")
-        elif action == "cancel":
-            self.stdout.write(f"cancelled {services.cancel(database, options['ids'])} job(s)")
+        elif action in ("retry", "cancel"):
+            self._retry_or_cancel(action, database, backend, **options)
         elif action == "pause":
+            self._check_queue(jobs_backend, options["queue"])
             services.pause_queue(database, options["queue"])
             self.stdout.write(f"paused queue {options['queue']}")
         elif action == "resume":
-            services.resume_queue(database, options["queue"])
+            if not services.resume_queue(database, options["queue"]):
+                raise not_found(f"queue {options['queue']!r} is not paused; nothing to resume.")
             self.stdout.write(f"resumed queue {options['queue']}")
         elif action == "purge":
-            self.stdout.write(f"deleted {services.purge(database, options['older_than'])} job(s)")
+            jobs = services.purgeable(database, options["older_than"])
+            if self._confirm("delete", jobs, "finished job(s)", **options):
+                self.stdout.write(
+                    f"deleted {services.purge(database, options['older_than'])} job(s)"
+                )
         elif action == "prune-workers":
-            count = services.prune_workers(database, options["older_than"])
-            self.stdout.write(f"deleted {count} worker row(s)")
+            workers = services.silent_workers(database, options["older_than"])
+            if self._confirm("delete", workers, "worker row(s)", **options):
+                count = services.prune_workers(database, options["older_than"])
+                self.stdout.write(f"deleted {count} worker row(s)")
         elif action == "enqueue":
             self._enqueue(jobs_backend, **options)
         elif action == "bench":
             self._bench(backend, **options)
+
+    def _retry_or_cancel(self, action, database, backend, ids, status, task, queue, **options):
+        if not (ids or status or task or queue):
+            raise bad_arguments(f"{action}: give job ids, or select with --status/--task/--queue.")
+        try:
+            jobs = job_selection.select(database, backend, ids, status, task, queue)
+        except job_selection.JobNotFound as e:
+            raise not_found(str(e)) from e
+        selected = jobs.count()
+        if not selected:
+            raise not_found("no job matches.")
+        if action == "retry":
+            if options["dry_run"]:
+                return self._list("retry", jobs, "job(s)")
+            count = services.retry_jobs(jobs)
+        else:
+            if not self._confirm("cancel", jobs, "job(s)", **options):
+                return
+            count = services.cancel_jobs(jobs)
+        verb = "retried" if action == "retry" else "cancelled"
+        skipped = f" ({selected - count} of {selected} not in a state that allows it)"
+        self.stdout.write(f"{verb} {count} job(s)" + (skipped if count < selected else ""))
+
+    def _confirm(self, verb: str, rows, noun: str, dry_run: bool, yes: bool, **options) -> bool:
+        """Whether to go ahead: --dry-run lists and stops, --yes goes, a terminal asks."""
+        count = rows.count()
+        if dry_run:
+            self._list(verb, rows, noun)
+            return False
+        if yes or not count:
+            return True
+        if not sys.stdin.isatty():
+            raise bad_arguments(
+                f"refusing to {verb} {count} {noun} without confirmation (stdin is not a "
+                "terminal): pass --yes, or --dry-run to list them."
+            )
+        answer = input(f"{verb.capitalize()} {count} {noun}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise not_found(f"nothing done: {verb} not confirmed.")
+        return True
+
+    def _list(self, verb: str, rows, noun: str) -> None:
+        count = rows.count()
+        self.stdout.write(f"would {verb} {count} {noun} (dry run, nothing changed)")
+        for pk in rows.values_list("pk", flat=True)[:LIST_LIMIT]:
+            self.stdout.write(f"  {pk}")
+        if count > LIST_LIMIT:
+            self.stdout.write(f"  … and {count - LIST_LIMIT} more")
+
+    def _check_queue(self, backend, queue: str) -> None:
+        if backend.queues and queue not in backend.queues:
+            raise bad_arguments(
+                f"{queue!r} is not a queue of TASKS[{backend.alias!r}]: use one of "
+                f"{', '.join(sorted(backend.queues))}."
+            )
 
     def _bench(self, backend, json: bool, **options):
         from django_jobs.bench.runner import Bench, BenchConfig
@@ -108,15 +275,20 @@ class Command(BaseCommand):
         config = BenchConfig(backend=backend, **{k: v for k, v in options.items() if k in fields})
         log = self.stderr.write if json else self.stdout.write
         summary = Bench(config, log=log).run().summary()
-        self.stdout.write(dumps(summary, indent=2))
+        self.stdout.write(json_dumps(summary))
 
     def _enqueue(self, backend, task_path, job_args, job_kwargs, queue, priority, **options):
         registry.autodiscover(backend.jobs_options.task_modules)
         try:
             task = registry.resolve(task_path)
+            task = task.using(queue_name=queue, priority=priority, backend=backend.alias)
+            result = task.enqueue(*job_args, **job_kwargs)
         except UnknownTask as e:
-            raise CommandError(str(e)) from e
-        result = task.using(queue_name=queue, priority=priority, backend=backend.alias).enqueue(
-            *job_args, **job_kwargs
-        )
+            raise not_found(str(e)) from e
+        except (InvalidTask, JobsError, TypeError, ValueError) as e:
+            raise bad_arguments(f"cannot enqueue {task_path}: {e}") from e
         self.stdout.write(result.id)
+
+
+def json_dumps(value) -> str:
+    return json.dumps(value, indent=2)

@@ -1,11 +1,11 @@
 """``manage.py runbeat``: enqueue scheduled jobs (safe to run on several hosts at once)."""
 
 from django.core.management.base import BaseCommand, CommandError
-from django.tasks import task_backends
-from django.tasks.exceptions import InvalidTaskBackend
 
 from django_jobs.backend import JobsBackend
 from django_jobs.scheduler import Beat
+
+from ...tasks_api import InvalidTaskBackend, task_backends
 
 
 def positive_seconds(value: str) -> float:

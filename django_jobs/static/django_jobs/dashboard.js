@@ -163,7 +163,8 @@
       el("td", {}, w.queues.length ? w.queues.join(", ") : "all"),
       el("td", {}, w.running + " / " + w.concurrency),
       el("td", {}, duration(w.heartbeat_age) + " ago"),
-      el("td", {}, w.stale ? badge("stale", "failed") : badge("live", "successful")),
+      el("td", {}, w.stale ? badge("stale", "failed") : badge("live", "successful"),
+        w.note ? el("span", { class: "jobs-note" }, " " + w.note) : ""),
     )));
   }
 

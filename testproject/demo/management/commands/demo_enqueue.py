@@ -12,16 +12,16 @@ class Command(BaseCommand):
         calls = [
             (tasks.add, (1, 2), {}),
             (tasks.add, (40, 2), {}),
-            (tasks.slow, (), {"seconds": 1.0}),
-            (tasks.slow, (), {"seconds": 3.0}),
+            (tasks.slow.using(queue_name="emails"), (), {"seconds": 1.0}),
+            (tasks.slow.using(queue_name="emails"), (), {"seconds": 3.0}),
             (tasks.flaky, (), {"fail_rate": 0.5}),
             (tasks.flaky, (), {"fail_rate": 0.9}),
-            (tasks.report, (), {"steps": 5}),
-            (tasks.report, (), {"steps": 10}),
+            (tasks.report.using(queue_name="reports"), (), {"steps": 5}),
+            (tasks.report.using(queue_name="reports"), (), {"steps": 10}),
             (tasks.async_sleep, (), {"seconds": 1.0}),
             (tasks.async_sleep, (), {"seconds": 2.0}),
         ]
         for task, args, kwargs in calls:
             result = task.enqueue(*args, **kwargs)
-            self.stdout.write(f"enqueued {task.name} id={result.id}")
+            self.stdout.write(f"enqueued {task.name} queue={task.queue_name} id={result.id}")
         self.stdout.write(self.style.SUCCESS(f"{len(calls)} demo jobs enqueued"))
