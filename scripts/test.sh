@@ -126,13 +126,19 @@ start_run() {
 
 # wait_run [NAME]: wait for run NAME, or for whichever run finishes first; record its outcome.
 wait_run() {
-    local name="${1:-}" rc=0 pid="" n
-    if [[ -n "$name" ]]; then
-        wait "${PIDS[$name]}" || rc=$?
-    else
-        wait -n -p pid "${PIDS[@]}" || rc=$?
-        for n in "${!PIDS[@]}"; do [[ "${PIDS[$n]}" == "$pid" ]] && name="$n"; done
-    fi
+    local name="${1:-}" rc=0 n
+    # Poll rather than `wait -n`: with many runs, `wait -n` also returned for children that
+    # are not runs (process substitutions), and the disruptive run then started too early.
+    while [[ -z "$name" ]]; do
+        for n in "${!PIDS[@]}"; do
+            if ! kill -0 "${PIDS[$n]}" 2>/dev/null; then
+                name="$n"
+                break
+            fi
+        done
+        [[ -n "$name" ]] || sleep 1
+    done
+    wait "${PIDS[$name]}" || rc=$?
     unset "PIDS[$name]"
     DURATION[$name]=$((SECONDS - START[$name]))
     if [[ $rc -eq 5 ]] && run_tolerates_empty "$name"; then

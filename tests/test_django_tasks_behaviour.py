@@ -18,7 +18,13 @@ from django.utils import timezone
 
 from django_jobs.execution import Attempt, record, run_attempt
 from django_jobs.models import Job, JobStatus
-from django_jobs.tasks_api import InvalidTask, TaskResultStatus, task_backends, task_started
+from django_jobs.tasks_api import (
+    TASKS_MODULE,
+    InvalidTask,
+    TaskResultStatus,
+    task_backends,
+    task_started,
+)
 from django_jobs.worker.pool import Pool
 from django_jobs.workflows import chain
 from tests import tasks
@@ -92,10 +98,11 @@ def test_django_failure_log_line_carries_the_exception_and_traceback(transaction
     # Given a task that fails for good on its first attempt
     result = tasks.raises_key_error.enqueue()
     # When it runs
-    with caplog.at_level(logging.INFO, logger="django.tasks"):
+    with caplog.at_level(logging.INFO, logger=TASKS_MODULE):
         claim_and_run()
-    # Then Django's own "Task … state=FAILED" line carries the task's exception (exc_info)
-    [line] = [r for r in caplog.records if r.name == "django.tasks" and r.levelno >= logging.ERROR]
+    # Then Django's own "Task … state=FAILED" line (the backport's logger on 5.2) carries the
+    # task's exception (exc_info)
+    [line] = [r for r in caplog.records if r.name == TASKS_MODULE and r.levelno >= logging.ERROR]
     assert result.id in line.getMessage() and "FAILED" in line.getMessage()
     assert line.exc_info is not None and line.exc_info[0] is KeyError
     frames = traceback.extract_tb(line.exc_info[2])
@@ -106,7 +113,7 @@ def test_django_log_line_of_a_success_has_no_exception(transactional_db, caplog)
     # Given a task that succeeds
     tasks.add.enqueue(1, 2)
     # When it runs
-    with caplog.at_level(logging.INFO, logger="django.tasks"):
+    with caplog.at_level(logging.INFO, logger=TASKS_MODULE):
         claim_and_run()
     # Then Django's finished line carries no exception
     [line] = [r for r in caplog.records if "SUCCESSFUL" in r.getMessage()]
