@@ -11,7 +11,7 @@
 # The older Djangos, each in its own venv (docs/django-versions.md): django60 (Django 6.0,
 # Python 3.12, SQLite, .venv-django60), django52 and django52-postgresql (Django 5.2 LTS with
 # the django-tasks backport, Python 3.12, .venv-django52). Logs: var/test-logs/<run>.log.
-# TEST_RUN_TIMEOUT (s, default 600) bounds each parallel run; TEST_DISRUPTIVE_TIMEOUT (default 240).
+# TEST_RUN_TIMEOUT (s, default 720) bounds each parallel run; TEST_DISRUPTIVE_TIMEOUT (default 240).
 # TEST_DB_SUFFIX (default empty) is appended to every test database name and REDIS_DB_BASE
 # (default 3) numbers the Redis databases, so two checkouts can run their suites side by side.
 set -euo pipefail
@@ -91,7 +91,7 @@ run_marker() {
         disruptive) echo "disruptive" ;;
         faults) echo "faults" ;;
         redis-broker) echo "processes and not disruptive and not redis and not faults" ;;
-        django60) echo "not disruptive and not processes and not redis and not faults" ;;
+        django60 | django52) echo "not disruptive and not processes and not redis and not faults" ;;
         *) echo "not disruptive and not redis and not faults" ;;
     esac
 }
@@ -119,7 +119,7 @@ start_run() {
     # subprocesses included) when the run overruns.
     env -u DATABASE_URL -u TEST_DATABASE_NAME -u REDIS_URL -u JOBS_OPTIONS "${envs[@]}" \
         timeout --kill-after=30 "$limit" \
-        "$(run_python "$name")" -m pytest -p no:cacheprovider -m "$(run_marker "$name")" \
+        "$(run_python "$name")" -m pytest -p no:cacheprovider -m "$(run_marker "$name")" --durations=15 \
         ${PYTEST_ARGS[@]+"${PYTEST_ARGS[@]}"} >>"$LOGS/$name.log" 2>&1 &
     PIDS[$name]=$!
 }
@@ -192,7 +192,7 @@ main() {
     done
     if [[ ${#parallel[@]} -gt 0 ]]; then
         log "pytest in parallel: ${parallel[*]} (logs in var/test-logs/)"
-        for name in "${parallel[@]}"; do start_run "$name" "${TEST_RUN_TIMEOUT:-600}"; done
+        for name in "${parallel[@]}"; do start_run "$name" "${TEST_RUN_TIMEOUT:-720}"; done
         for name in "${parallel[@]}"; do wait_run; done
     fi
     if selected disruptive; then
