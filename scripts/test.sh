@@ -148,6 +148,20 @@ wait_run() {
     RC[$name]=$rc
 }
 
+# reap_leftovers: a run killed by its timeout leaves the worker and beat processes its tests
+# spawned (each in its own session) holding database connections: stop them before the
+# disruptive run, which needs the test database to itself.
+reap_leftovers() {
+    local name
+    for name in "${!RC[@]}"; do
+        if [[ ${RC[$name]} -eq 124 || ${RC[$name]} -eq 137 ]]; then
+            log "a run timed out: stopping the workers and beats it left behind"
+            pkill -KILL -f "$ROOT/manage.py (runworker|runbeat)" || true
+            return
+        fi
+    done
+}
+
 stop_runs() {
     local name
     for name in "${!PIDS[@]}"; do kill -TERM "${PIDS[$name]}" 2>/dev/null || true; done
@@ -194,6 +208,7 @@ main() {
         log "pytest in parallel: ${parallel[*]} (logs in var/test-logs/)"
         for name in "${parallel[@]}"; do start_run "$name" "${TEST_RUN_TIMEOUT:-720}"; done
         for name in "${parallel[@]}"; do wait_run; done
+        reap_leftovers
     fi
     if selected disruptive; then
         log "pytest -m disruptive alone (postgresql)"
