@@ -214,3 +214,14 @@ def test_retry_without_ids_or_filters_is_a_bad_argument():
     done = jobs("retry")
     assert done.returncode == 2
     assert "give job ids, or select with --status/--task/--queue" in one_line_error(done)
+
+
+def test_bench_where_the_project_declares_queues_without_bench_says_how_to_run_it():
+    # Given a project whose QUEUES (default, emails, reports) do not list the bench's own queue
+    # When an operator runs the benchmark
+    done = jobs("bench", "--jobs", "10", "--repeat", "1")
+    # Then one line says what to add, with the bad-arguments exit code, and no job was written
+    assert done.returncode == 2, done.stderr
+    line = one_line_error(done)
+    assert "'bench'" in line and "QUEUES" in line
+    assert not Job.objects.filter(queue_name="bench").exists()

@@ -17,9 +17,8 @@ from django.utils import timezone
 
 from ..bulk import insert_jobs
 from ..models import Job, JobStatus
+from . import QUEUE
 from .tasks import noop
-
-QUEUE = "bench"
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 from django_jobs import task
 
+from . import QUEUE
 
-@task(queue_name="bench")
+
+@task(queue_name=QUEUE)
 def noop(i: int) -> int:
     return i

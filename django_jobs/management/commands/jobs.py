@@ -18,6 +18,7 @@ from django_jobs.exceptions import JobsError, UnknownTask
 from django_jobs.models import JobStatus
 
 from ...tasks_api import (
+    DEFAULT_TASK_BACKEND_ALIAS,
     TASK_MAX_PRIORITY,
     TASK_MIN_PRIORITY,
     InvalidTask,
@@ -268,7 +269,17 @@ class Command(BaseCommand):
                 f"{', '.join(sorted(backend.queues))}."
             )
 
-    def _bench(self, backend, json: bool, **options):
+    def _bench(self, backend: str, json: bool, **options):
+        from django_jobs.bench import QUEUE
+
+        for alias in {DEFAULT_TASK_BACKEND_ALIAS, backend}:  # noop is declared on default
+            queues = task_backends[alias].queues
+            if queues and QUEUE not in queues:
+                raise bad_arguments(
+                    f"jobs bench runs its jobs on its own queue {QUEUE!r}, which "
+                    f"TASKS[{alias!r}]['QUEUES'] does not list: add {QUEUE!r} to it to run "
+                    "the benchmark."
+                )
         from django_jobs.bench.runner import Bench, BenchConfig
 
         fields = BenchConfig.__dataclass_fields__
