@@ -1,7 +1,7 @@
 """django-jobs: background jobs for Django, as a ``django.tasks`` backend."""
 
-from .exceptions import Discard, DuplicateJob, JobCancelled, Snooze
-from .tasks_api import (
+from django_jobs.exceptions import Discard, DuplicateJob, JobCancelled, Snooze
+from django_jobs.tasks_api import (
     DEFAULT_TASK_BACKEND_ALIAS,
     DEFAULT_TASK_PRIORITY,
     DEFAULT_TASK_QUEUE_NAME,
@@ -16,7 +16,7 @@ __all__ = [
 def __getattr__(name: str):
     # Workflows are imported lazily: this package loads before Django's apps.
     if name in ("chain", "chord", "group"):
-        from . import workflows
+        from django_jobs import workflows
 
         return getattr(workflows, name)
     raise AttributeError(f"module 'django_jobs' has no attribute {name!r}")
@@ -36,7 +36,7 @@ def task(
     Same signature as Django 6.1's ``django.tasks.task``; works on Django 6.0 too, whose
     ``task()`` does not forward extra keywords to the backend's ``task_class``, and on 5.2.
     """
-    from .tasks_api import task_backends
+    from django_jobs.tasks_api import task_backends
 
     if "run_after" in options:
         raise TypeError("run_after cannot be set on @task; use .using(run_after=...).")
@@ -60,12 +60,12 @@ def cancel(result, backend: str | None = None) -> bool:
     asking its worker to stop it. Returns False if the job had already finished (or was
     already being cancelled).
     """
-    from . import services
-    from .tasks_api import task_backends
+    from django_jobs.jobs import operations
+    from django_jobs.tasks_api import task_backends
 
     if hasattr(result, "id") and hasattr(result, "backend"):
         job_id, backend = result.id, backend or result.backend
     else:
         job_id = str(result)
     database = task_backends[backend or DEFAULT_TASK_BACKEND_ALIAS].jobs_options.database
-    return services.cancel(database, [job_id]) > 0
+    return operations.cancel(database, [job_id]) > 0

@@ -8,4 +8,6 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, schedule_sync, task_checks  # noqa: F401  (register the checks)
+        # Importing these registers their system checks.
+        from django_jobs.beat import sync  # noqa: F401
+        from django_jobs.checks import settings, tasks  # noqa: F401

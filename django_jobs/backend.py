@@ -8,14 +8,20 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from . import gates, unique
-from .bulk import insert_job, insert_jobs
-from .conf import JobsOptions
-from .exceptions import DuplicateJob
-from .jsonargs import check_json
-from .signatures import check_call
-from .tasks import JobTask
-from .tasks_api import BaseTaskBackend, TaskError, TaskResult, TaskResultDoesNotExist, task_enqueued
+from django_jobs.conf import JobsOptions
+from django_jobs.exceptions import DuplicateJob
+from django_jobs.jobs import limits, unique
+from django_jobs.jobs.inserts import insert_job, insert_jobs
+from django_jobs.jsonargs import check_json
+from django_jobs.signatures import check_call
+from django_jobs.tasks import JobTask
+from django_jobs.tasks_api import (
+    BaseTaskBackend,
+    TaskError,
+    TaskResult,
+    TaskResultDoesNotExist,
+    task_enqueued,
+)
 
 
 class JobsBackend(BaseTaskBackend):
@@ -37,7 +43,7 @@ class JobsBackend(BaseTaskBackend):
 
     @cached_property
     def broker(self):
-        from .brokers import get_broker
+        from django_jobs.brokers import get_broker
 
         return get_broker(self)
 
@@ -66,7 +72,7 @@ class JobsBackend(BaseTaskBackend):
         Unique calls are inserted one by one; a duplicate's place in the returned list holds
         the existing job's result (or, with ``on_duplicate="raise"``, nothing is enqueued).
         """
-        from .models import Job
+        from django_jobs.jobs.models import Job
 
         now = timezone.now()
         calls = [(task, tuple(args), dict(kwargs)) for task, args, kwargs in calls]
@@ -119,7 +125,7 @@ class JobsBackend(BaseTaskBackend):
         task again and shares its per-task values: bulk enqueue pays for them once.
         ``bind=False`` leaves checking the arguments against the signature to the caller.
         """
-        from .models import new_job
+        from django_jobs.jobs.models import new_job
 
         check_json(list(args), "args")
         check_json(dict(kwargs), "kwargs")
@@ -153,13 +159,13 @@ class JobsBackend(BaseTaskBackend):
             timeout=task.timeout,
             unique_key=unique.job_key(task, args, kwargs, self.alias),
             unique_until=until,
-            limit_key=gates.job_key(task, args, kwargs),
+            limit_key=limits.job_key(task, args, kwargs),
         )
 
     def validate_task(self, task) -> None:
         super().validate_task(task)
         if not isinstance(task, JobTask):
-            from .tasks_api import TASKS_MODULE, InvalidTask
+            from django_jobs.tasks_api import TASKS_MODULE, InvalidTask
 
             raise InvalidTask(
                 f"{task.module_path} is a {type(task).__name__}; declare it with "
@@ -170,7 +176,7 @@ class JobsBackend(BaseTaskBackend):
     def get_result(self, result_id) -> TaskResult:
         from django.core.exceptions import ValidationError
 
-        from .models import Job
+        from django_jobs.jobs.models import Job
 
         try:
             job = Job.objects.using(self.database).get(pk=result_id, backend=self.alias)
@@ -183,8 +189,8 @@ class JobsBackend(BaseTaskBackend):
 
     def to_result(self, job, task: JobTask | None = None) -> TaskResult:
         """Describe a Job row as Django's ``TaskResult``."""
-        from . import registry
-        from .models import TASK_RESULT_STATUS
+        from django_jobs import registry
+        from django_jobs.jobs.status import TASK_RESULT_STATUS
 
         task = task or registry.resolve(job.task_path)
         # A job enqueued without run_after is stored with run_after = enqueued_at.
@@ -224,6 +230,6 @@ class JobsBackend(BaseTaskBackend):
 
     # --- checks ---------------------------------------------------------------------------
     def check(self, **kwargs):
-        from .checks import check_backend
+        from django_jobs.checks.settings import check_backend
 
         return check_backend(self)

@@ -3,8 +3,8 @@
 import threading
 from dataclasses import dataclass
 
-from .exceptions import JobCancelled
-from .tasks_api import TaskContext
+from django_jobs.exceptions import JobCancelled
+from django_jobs.tasks_api import TaskContext
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,7 +33,7 @@ class JobContext(TaskContext):
         self, current: float, total: float | None = None, message: str = ""
     ) -> None:
         """Store how far the job got, for the admin and ``get_result`` readers."""
-        from .models import Job
+        from django_jobs.jobs.models import Job
 
         Job.objects.using(self.database).filter(pk=self.job_id).running().update(
             progress={"current": current, "total": total, "message": message}

@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from .tasks_api import InvalidTask
+from django_jobs.tasks_api import InvalidTask
 
 
 class JobsError(Exception):

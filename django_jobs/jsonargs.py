@@ -2,7 +2,7 @@
 
 import math
 
-from .exceptions import InvalidJobArguments
+from django_jobs.exceptions import InvalidJobArguments
 
 
 def check_json(value, where: str, error: type[Exception] = InvalidJobArguments) -> None:

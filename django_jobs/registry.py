@@ -7,7 +7,7 @@ from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import autodiscover_modules
 
-from .exceptions import UnknownTask
+from django_jobs.exceptions import UnknownTask
 
 logger = logging.getLogger(__name__)
 

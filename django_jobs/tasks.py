@@ -8,9 +8,10 @@ from inspect import iscoroutinefunction
 
 from django.utils.module_loading import import_string
 
-from . import gates, registry
-from .exceptions import InvalidTaskOptions
-from .tasks_api import Task
+from django_jobs import registry
+from django_jobs.exceptions import InvalidTaskOptions
+from django_jobs.jobs import limits
+from django_jobs.tasks_api import Task
 
 #: Options a job row stores (beyond Django's own fields), with their defaults.
 EXTRA_OPTIONS = (
@@ -107,7 +108,7 @@ class JobTask(Task):
             object.__setattr__(self, "unique", True)
         self._check_options()
         _check_flow_options(self)
-        gates.check_options(self)
+        limits.check_options(self)
         super(JobTask, self).__post_init__()
         registry.register(self)
 
@@ -143,13 +144,13 @@ class JobTask(Task):
 
         In a chain it gets the previous step's result as its first argument.
         """
-        from .workflows import Signature
+        from django_jobs.workflows import Signature
 
         return Signature(self, args, kwargs)
 
     def si(self, *args, **kwargs):
         """An immutable signature: it does not receive the previous step's result."""
-        from .workflows import Signature
+        from django_jobs.workflows import Signature
 
         return Signature(self, args, kwargs, immutable=True)
 

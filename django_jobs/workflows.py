@@ -18,9 +18,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .exceptions import InvalidTaskOptions
-from .signatures import check_call
-from .tasks_api import TaskResultStatus, task_backends
+from django_jobs.exceptions import InvalidTaskOptions
+from django_jobs.signatures import check_call
+from django_jobs.tasks_api import TaskResultStatus, task_backends
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class _Builder:
     """Compile a canvas into Job rows with ``depends_on``/``dependents`` edges."""
 
     def __init__(self, canvas: Canvas, on_failure: str):
-        from .flow_models import FailurePolicy
+        from django_jobs.jobs.models import FailurePolicy
 
         if on_failure not in FailurePolicy.values:
             raise InvalidTaskOptions(
@@ -93,8 +93,8 @@ class _Builder:
         self.now = timezone.now()
 
     def enqueue(self) -> "WorkflowResult":
-        from .flow_models import Workflow
-        from .models import Job, JobStatus
+        from django_jobs.jobs.models import Job, Workflow
+        from django_jobs.jobs.status import JobStatus
 
         leaves, kind = self.build(self.canvas, [], "value")
         if not self.jobs:
@@ -138,7 +138,7 @@ class _Builder:
         return parents, kind
 
     def step(self, signature: Signature, parents: list[str], kind: str) -> str:
-        from .models import JobStatus
+        from django_jobs.jobs.status import JobStatus
 
         task = signature.task
         backend = task_backends[task.backend]
@@ -171,7 +171,7 @@ class WorkflowResult:
         return str(self.workflow.pk)
 
     def _jobs(self) -> list:
-        from .models import Job
+        from django_jobs.jobs.models import Job
 
         jobs = Job.objects.using(self.database).filter(workflow_id=self.workflow.pk)
         by_id = {str(job.pk): job for job in jobs}
@@ -190,7 +190,7 @@ class WorkflowResult:
     @property
     def return_value(self):
         """The last step's result (a list of results when the workflow ends with a group)."""
-        from .models import Job
+        from django_jobs.jobs.models import Job
 
         values = dict(
             Job.objects.using(self.database)
@@ -208,7 +208,7 @@ def _uuid(pk: str):
 
 
 def status_of(statuses: Sequence[str]) -> TaskResultStatus:
-    from .models import FINISHED, JobStatus
+    from django_jobs.jobs.status import FINISHED, JobStatus
 
     if any(status not in FINISHED for status in statuses):
         if any(status == JobStatus.RUNNING for status in statuses):
@@ -223,8 +223,8 @@ def status_of(statuses: Sequence[str]) -> TaskResultStatus:
 def advance(database: str, job, status: str, now: datetime) -> list:
     """Step ``job`` ended with ``status`` (in the caller's transaction): start the steps that
     no longer wait for anything, or stop the workflow. Return the jobs made READY."""
-    from .flow_models import FailurePolicy
-    from .models import Job, JobStatus
+    from django_jobs.jobs.models import FailurePolicy, Job
+    from django_jobs.jobs.status import JobStatus
 
     jobs = Job.objects.using(database)
     step = jobs.filter(pk=job.pk).values("workflow_id", "dependents", "workflow__on_failure")
@@ -247,7 +247,8 @@ def advance(database: str, job, status: str, now: datetime) -> list:
 
 def activate(database: str, pk, now: datetime):
     """Turn a BLOCKED step READY, giving it its parents' results as its first argument."""
-    from .models import Job, JobStatus
+    from django_jobs.jobs.models import Job
+    from django_jobs.jobs.status import JobStatus
 
     jobs = Job.objects.using(database)
     job = jobs.get(pk=pk)
@@ -265,7 +266,8 @@ def activate(database: str, pk, now: datetime):
 
 def stop(database: str, workflow_id, failed_pk, now: datetime) -> int:
     """Cancel the steps of a workflow that have not started (a step failed)."""
-    from .models import Job, JobStatus, cancelled_entry
+    from django_jobs.jobs.models import Job
+    from django_jobs.jobs.status import JobStatus, cancelled_entry
 
     pending = Job.objects.using(database).filter(
         workflow_id=workflow_id, status__in=(JobStatus.BLOCKED, JobStatus.READY)

@@ -5,7 +5,8 @@ from datetime import timedelta
 from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
-from django_jobs.models import Job, JobStatus, error_entry
+from django_jobs.jobs.status import JobStatus, error_entry
+from django_jobs.models import Job
 from tests import tasks
 
 PASSWORD = "correct horse battery staple"

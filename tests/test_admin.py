@@ -5,7 +5,8 @@ from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.test import Client
 from django.urls import reverse
 
-from django_jobs.models import Job, JobStatus, Worker
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job, Worker
 from tests import tasks
 from tests.console import PASSWORD, failed_job, make_user, set_status
 

@@ -5,9 +5,10 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from django_jobs.exceptions import InvalidTaskOptions
-from django_jobs.execution import Attempt, run_attempt
-from django_jobs.models import Job, JobStatus
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from django_jobs.tasks_api import TaskResultStatus, task_backends
+from django_jobs.worker.execution import Attempt, run_attempt
 from tests import tasks
 from tests.conftest import wait_for
 

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from django_jobs.backend import JobsBackend
 from django_jobs.exceptions import InvalidJobArguments
-from django_jobs.models import Job, JobStatus, error_entry
+from django_jobs.jobs.status import JobStatus, error_entry
+from django_jobs.models import Job
 from django_jobs.tasks_api import (
     InvalidTask,
     TaskError,

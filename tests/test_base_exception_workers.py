@@ -8,7 +8,8 @@ import signal
 
 import pytest
 
-from django_jobs.models import Job, JobStatus
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from tests import tasks
 from tests.conftest import wait_for
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from django_jobs import schedule_actions
+from django_jobs.beat import actions
+from django_jobs.beat.sync import check_declared_schedules, reset_to_code, sync_declared
 from django_jobs.models import Schedule
-from django_jobs.schedule_sync import check_declared_schedules, reset_to_code, sync_declared
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ def test_a_code_change_does_not_clobber_an_operator_edit(settings):
     # Given a code-declared schedule that an operator disabled in the admin
     settings.JOBS_SCHEDULES = {"adder": EVERY_MINUTE}
     sync()
-    schedule_actions.disable(Schedule.objects.filter(name="adder"))
+    actions.disable(Schedule.objects.filter(name="adder"))
     # When the code definition changes and beat restarts
     settings.JOBS_SCHEDULES = {"adder": {**EVERY_MINUTE, "args": [9, 9]}}
     assert sync()["kept"] == ["adder"]

@@ -7,8 +7,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
+from django_jobs.beat.loop import Beat
 from django_jobs.models import Job, Schedule, ScheduleFire
-from django_jobs.scheduler import Beat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from django_jobs.beat.fire_times import MAX_CATCHUP, Timing, check_cron, due_fire_times
 from django_jobs.exceptions import InvalidSchedule
-from django_jobs.timing import MAX_CATCHUP, Timing, check_cron, due_fire_times
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -9,7 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_jobs.brokers.fallback import OUTAGE_NOTE
-from django_jobs.models import Job, JobStatus, Queue, Worker
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job, Queue, Worker
 from tests import tasks
 from tests.conftest import ROOT, wait_for
 from tests.console import PASSWORD, failed_job, make_user

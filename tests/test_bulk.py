@@ -4,7 +4,8 @@ import pytest
 from django.db import transaction
 
 from django_jobs.exceptions import InvalidJobArguments
-from django_jobs.models import Job, JobStatus
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from django_jobs.tasks_api import task_backends
 from tests import tasks
 

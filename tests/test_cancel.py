@@ -6,10 +6,11 @@ import pytest
 from django.utils import timezone
 
 import django_jobs
-from django_jobs import leases, services
-from django_jobs.execution import Attempt, run_attempt
-from django_jobs.models import Job, JobStatus
+from django_jobs.jobs import leases, operations
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from django_jobs.tasks_api import TaskResultStatus, task_backends
+from django_jobs.worker.execution import Attempt, run_attempt
 from tests import tasks
 from tests.conftest import wait_for
 
@@ -67,11 +68,11 @@ def test_cancel_a_running_job_flags_it():
     result = tasks.add.enqueue(1, 2)
     claim()
     # When it is cancelled
-    assert services.cancel("default", [result.id]) == 1
+    assert operations.cancel("default", [result.id]) == 1
     # Then it still runs, flagged; a second request changes nothing
     job = row(result)
     assert job.status == JobStatus.RUNNING and job.cancel_requested_at is not None
-    assert services.cancel("default", [result.id]) == 0
+    assert operations.cancel("default", [result.id]) == 0
 
 
 @pytest.mark.django_db
@@ -79,7 +80,7 @@ def test_heartbeat_reads_cancel_flags_in_one_query(django_assert_num_queries):
     # Given a worker running five jobs, two of them flagged
     results = [tasks.add.enqueue(i, i) for i in range(5)]
     task_backends["default"].broker.claim("worker-a", [], 5, timezone.now())
-    services.cancel("default", [results[1].id, results[3].id])
+    operations.cancel("default", [results[1].id, results[3].id])
     ids = [r.id for r in results]
     # When the heartbeat asks which were cancelled
     with django_assert_num_queries(1):
@@ -119,7 +120,7 @@ def test_retry_of_a_cancelled_job_clears_the_flag():
     claim()
     django_jobs.cancel(result)
     Job.objects.filter(pk=result.id).update(status=JobStatus.CANCELLED)
-    assert services.retry("default", [result.id]) == 1
+    assert operations.retry("default", [result.id]) == 1
     job = row(result)
     assert (job.status, job.cancel_requested_at) == (JobStatus.READY, None)
 

@@ -10,8 +10,9 @@ from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_jobs.dbsession import relax_commits
-from django_jobs.models import Job, JobStatus
+from django_jobs.db.writes import relax_commits
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from django_jobs.tasks_api import task_backends
 from tests import tasks
 

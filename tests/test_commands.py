@@ -7,7 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from django_jobs.models import Job, JobStatus, Worker
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job, Worker
 from tests import tasks
 
 pytestmark = pytest.mark.django_db

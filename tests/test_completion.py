@@ -4,10 +4,11 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from django_jobs.completion import record_many
-from django_jobs.execution import Attempt, Outcome
-from django_jobs.models import Job, JobStatus
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from django_jobs.tasks_api import task_backends
+from django_jobs.worker.execution import Attempt, Outcome
+from django_jobs.worker.outcomes import record_many
 from tests import tasks
 
 

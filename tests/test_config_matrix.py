@@ -10,8 +10,9 @@ run (``JOBS_OPTIONS`` broker=redis) on the Redis broker, which every cell checks
 
 import pytest
 
-from django_jobs import services
-from django_jobs.models import Job, JobStatus, Worker
+from django_jobs.jobs import operations
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job, Worker
 from django_jobs.tasks_api import task_backends
 from testproject.demo import tasks
 from tests.conftest import BASE_OPTIONS, QUEUES
@@ -91,7 +92,7 @@ def test_worker_runs_the_jobs_of_the_queues_it_serves(spawn_worker, queues, flag
 
 def test_paused_queue_among_several_keeps_its_jobs(spawn_worker):
     # Given jobs in three declared queues, emails paused
-    services.pause_queue("default", "emails")
+    operations.pause_queue("default", "emails")
     results = enqueue_in_every_queue()
     # When a burst worker serves every declared queue
     worker = spawn_worker("--burst", queues=QUEUES, options=OPTIONS)

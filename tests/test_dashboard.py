@@ -7,8 +7,11 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from django_jobs import overview, rollup, services
-from django_jobs.models import Job, JobMinute, JobStatus, Queue, Worker
+from django_jobs.console import queries
+from django_jobs.jobs import rollup
+from django_jobs.jobs import operations
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job, JobMinute, Queue, Worker
 from tests import tasks
 from tests.conftest import wait_for
 from tests.console import failed_job, make_user, set_status
@@ -51,16 +54,16 @@ def test_rollup_counts_complete_minutes_per_queue_once():
     assert JobMinute.objects.filter(queue_name="").count() == 24 * 60
     assert rollup.rolled_until("default") == rollup.floor_minute(now - rollup.LAG)
     # And the job still in a minute not rolled up is counted live by the dashboard
-    assert overview.throughput("default", now)["hour"]["finished"] == 4
+    assert queries.throughput("default", now)["hour"]["finished"] == 4
 
 
 def test_rollup_keeps_counts_after_jobs_are_purged():
     now = timezone.now()
     finished(JobStatus.SUCCESSFUL, now - timedelta(minutes=5))
     rollup.rollup("default", now)
-    services.purge("default", timedelta(0))
+    operations.purge("default", timedelta(0))
     assert not Job.objects.exists()
-    assert overview.throughput("default", now)["hour"]["finished"] == 1
+    assert queries.throughput("default", now)["hour"]["finished"] == 1
 
 
 # --- dashboard figures --------------------------------------------------------------------
@@ -84,7 +87,7 @@ def test_snapshot_reports_depth_age_running_latency_and_workers():
         last_heartbeat_at=now - timedelta(hours=1),
     )
     # When
-    data = overview.snapshot("default", now, stale_after=timedelta(minutes=1))
+    data = queries.snapshot("default", now, stale_after=timedelta(minutes=1))
     # Then
     queues = {q["name"]: q for q in data["queues"]}
     assert (queues["default"]["ready"], queues["default"]["scheduled"]) == (1, 1)
@@ -142,9 +145,9 @@ def test_pause_from_the_dashboard_is_logged_and_shown(admin_client):
 
 def test_jobs_command_pauses_and_resumes_a_queue():
     call_command("jobs", "pause", "emails", stdout=None)
-    assert services.paused_queues("default") == {"emails"}
+    assert operations.paused_queues("default") == {"emails"}
     call_command("jobs", "resume", "emails", stdout=None)
-    assert services.paused_queues("default") == frozenset()
+    assert operations.paused_queues("default") == frozenset()
 
 
 def test_claim_skips_paused_queues():
@@ -174,7 +177,7 @@ def test_read_only_user_cannot_pause(client):
 @pytest.mark.processes
 def test_a_running_worker_stops_claiming_from_a_paused_queue_until_resumed(spawn_worker):
     # Given a paused queue with a job waiting, enqueued before a job on another queue
-    services.pause_queue("default", "emails")
+    operations.pause_queue("default", "emails")
     paused_job = tasks.other_queue.enqueue("later")
     spawn_worker("--concurrency", "1")
     first = tasks.add.enqueue(1, 2)
@@ -183,7 +186,7 @@ def test_a_running_worker_stops_claiming_from_a_paused_queue_until_resumed(spawn
     # Then the paused queue's job is still waiting
     assert Job.objects.get(pk=paused_job.id).status == JobStatus.READY
     # And once resumed it runs (the worker refreshes the paused set every heartbeat)
-    services.resume_queue("default", "emails")
+    operations.resume_queue("default", "emails")
     wait_for(lambda: Job.objects.get(pk=paused_job.id).status == JobStatus.SUCCESSFUL)
     # And its heartbeat rolled the per-minute counters up (no query per job for that)
     assert JobMinute.objects.filter(queue_name="").exists()

@@ -6,7 +6,8 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from django_jobs.models import Job, JobStatus
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from tests import tasks
 from tests.conftest import wait_for
 

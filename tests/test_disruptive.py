@@ -11,7 +11,8 @@ import subprocess
 import pytest
 from django.db import connection
 
-from django_jobs.models import JobStatus, Worker
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Worker
 from tests import tasks
 from tests.conftest import wait_for
 from tests.test_processes import has_status, job_of, live_worker

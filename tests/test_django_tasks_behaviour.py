@@ -16,8 +16,8 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from django_jobs.execution import Attempt, record, run_attempt
-from django_jobs.models import Job, JobStatus
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from django_jobs.tasks_api import (
     TASKS_MODULE,
     InvalidTask,
@@ -25,6 +25,7 @@ from django_jobs.tasks_api import (
     task_backends,
     task_started,
 )
+from django_jobs.worker.execution import Attempt, record, run_attempt
 from django_jobs.worker.pool import Pool
 from django_jobs.workflows import chain
 from tests import tasks

@@ -12,7 +12,7 @@ import sys
 import django
 import pytest
 
-from django_jobs.checks import check_tasks_app
+from django_jobs.checks.settings import check_tasks_app
 from django_jobs.exceptions import InvalidTaskOptions
 from django_jobs.tasks import JobTask
 from django_jobs.tasks_api import BACKPORT, TASK_FORWARDS_OPTIONS, TASKS_MODULE

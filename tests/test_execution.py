@@ -9,10 +9,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from django_jobs import leases, workers
-from django_jobs.execution import Attempt, run_attempt
-from django_jobs.models import Job, JobStatus, Worker
+from django_jobs.jobs import leases
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job, Worker
 from django_jobs.tasks_api import TaskResultStatus, task_backends, task_finished, task_started
+from django_jobs.worker import registration
+from django_jobs.worker.execution import Attempt, run_attempt
 from tests import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -263,7 +265,7 @@ def test_racing_rescuers_rescue_once(transactional_db):
 def test_renew_extends_only_listed_jobs_of_that_worker(transactional_db):
     # Given a registered worker running two jobs, and a job of another worker
     database = backend().database
-    worker_id = workers.register(database, "default", [], 1, 2)
+    worker_id = registration.register(database, "default", [], 1, 2)
     for i in range(3):
         tasks.add.enqueue(i, i)
     renewed, not_listed = claim(worker_id), claim(worker_id)

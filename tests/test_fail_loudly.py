@@ -11,7 +11,8 @@ import re
 import pytest
 from django.db import connection
 
-from django_jobs.models import Job, JobStatus, Worker
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job, Worker
 from django_jobs.worker.process import EXIT_FATAL
 from tests import tasks
 from tests.conftest import BASE_OPTIONS, renamed_column, wait_for

@@ -5,7 +5,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.db import connection, connections
 
-from django_jobs.models import Job, JobStatus
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from tests import tasks
 from tests.conftest import wait_for, worker_database_url
 

@@ -11,7 +11,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from django_jobs.models import Job, JobStatus, Queue
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job, Queue
 from tests import tasks
 from tests.conftest import ROOT, process_env
 

@@ -6,7 +6,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from django_jobs.models import Job, JobStatus
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from tests.faults import ledger
 from tests.faults import tasks as fault_tasks
 from tests.faults.harness import Fleet, drain, skewed_env

@@ -10,8 +10,9 @@ from django.db import connection
 from django.utils import timezone
 
 from django_jobs.exceptions import InvalidTaskOptions
-from django_jobs.gates import parse_rate
-from django_jobs.models import Job, JobStatus
+from django_jobs.jobs.limits import parse_rate
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from django_jobs.tasks import JobTask
 from django_jobs.tasks_api import task_backends
 from tests import tasks
@@ -191,7 +192,7 @@ def test_concurrency_limits_hold_across_worker_processes(spawn_worker, fast_back
 @pytest.mark.processes
 def test_rate_limit_holds_across_worker_processes(spawn_worker, fast_backend):
     # Given two worker processes, up and waiting
-    from django_jobs.models import Worker
+    from django_jobs.jobs.models import Worker
 
     for _ in range(2):
         spawn_worker("--concurrency", "2")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from django_jobs.models import Job, JobStatus, Worker
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job, Worker
 from django_jobs.tasks_api import task_backends
 from tests import tasks
 from tests.conftest import wait_for

@@ -9,12 +9,13 @@ import redis
 from django.db import connection, transaction
 from django.utils import timezone
 
-from django_jobs import leases
 from django_jobs.brokers.fallback import OUTAGE_NOTE
-from django_jobs.brokers.redis_store import epoch_ms
-from django_jobs.dbsession import relax_commits
+from django_jobs.brokers.redis.store import epoch_ms
+from django_jobs.db.writes import relax_commits
 from django_jobs.exceptions import BrokerUnavailable
-from django_jobs.models import Job, JobStatus
+from django_jobs.jobs import leases
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from tests import tasks
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]

@@ -13,9 +13,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from django_jobs import overview
 from django_jobs.brokers.fallback import OUTAGE_NOTE
-from django_jobs.models import Job, JobStatus, Worker
+from django_jobs.console import queries
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job, Worker
 from django_jobs.tasks_api import task_backends
 from tests import tasks
 from tests.conftest import FAST_OPTIONS, ManageProcess, process_env, wait_for
@@ -178,7 +179,7 @@ def test_worker_polls_the_database_while_redis_is_down_then_returns_to_redis(
     wait_for(lambda: successful() == 20, 60, message="jobs to run while Redis is down")
     # And says so on its worker row and on the dashboard
     wait_for(lambda: note() == OUTAGE_NOTE, 30, message="the worker row to show the outage")
-    rows = overview.workers("default", timezone.now(), STALE)
+    rows = queries.workers("default", timezone.now(), STALE)
     assert [row["note"] for row in rows] == [OUTAGE_NOTE]
     assert OUTAGE_NOTE in admin_page("admin:django_jobs_worker_changelist")
     # When more jobs are enqueued and Redis starts again (empty) while they are still queued

@@ -11,10 +11,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from django_jobs import leases
-from django_jobs.brokers.redis_sweep import SWEEP_BATCH
-from django_jobs.bulk import insert_job
-from django_jobs.models import Job, JobStatus
+from django_jobs.brokers.redis.sweep import SWEEP_BATCH
+from django_jobs.jobs import leases
+from django_jobs.jobs.inserts import insert_job
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from tests import tasks
 from tests.conftest import wait_for
 

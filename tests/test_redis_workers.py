@@ -6,8 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from django_jobs.brokers.redis_store import epoch_ms
-from django_jobs.models import Job, JobStatus, Worker
+from django_jobs.brokers.redis.store import epoch_ms
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job, Worker
 from tests import tasks
 from tests.conftest import wait_for
 

@@ -7,9 +7,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from django_jobs.beat.loop import Beat
+from django_jobs.beat.sync import check_declared_schedules, sync_declared
 from django_jobs.models import Job, Schedule
-from django_jobs.schedule_sync import check_declared_schedules, sync_declared
-from django_jobs.scheduler import Beat
 from tests.test_beat_admin import form_data
 
 pytestmark = pytest.mark.django_db

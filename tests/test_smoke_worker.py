@@ -1,4 +1,5 @@
-from django_jobs.models import Job, JobStatus
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from tests import tasks
 
 

@@ -6,9 +6,10 @@ import pytest
 from django.utils import timezone
 
 from django_jobs import Snooze
-from django_jobs.execution import Attempt, run_attempt
-from django_jobs.models import Job, JobStatus
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from django_jobs.tasks_api import TaskResultStatus, task_backends, task_finished
+from django_jobs.worker.execution import Attempt, run_attempt
 from tests import tasks
 from tests.conftest import wait_for
 

@@ -3,8 +3,9 @@ error says how to fix it (``task_modules``)."""
 
 import pytest
 
-from django_jobs.models import Job, JobStatus
-from django_jobs.task_checks import check_task_modules
+from django_jobs.checks.tasks import check_task_modules
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from django_jobs.tasks_api import TaskResultStatus
 from tests import outside_app_tasks
 from tests.conftest import FAST_OPTIONS

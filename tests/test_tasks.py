@@ -8,8 +8,8 @@ from django.utils import timezone
 import django_jobs
 from django_jobs import tasks_api
 from django_jobs.exceptions import InvalidTaskOptions
-from django_jobs.execution import Attempt, run_attempt
-from django_jobs.models import Job, JobStatus
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from django_jobs.tasks import JobTask
 from django_jobs.tasks_api import (
     TASK_FORWARDS_OPTIONS,
@@ -17,6 +17,7 @@ from django_jobs.tasks_api import (
     TaskResultStatus,
     task_backends,
 )
+from django_jobs.worker.execution import Attempt, run_attempt
 from tests import tasks
 
 

@@ -3,8 +3,8 @@
 import pytest
 from django.db import connection
 
+from django_jobs.db.transient import is_transient
 from django_jobs.exceptions import BrokerUnavailable
-from django_jobs.transient import is_transient
 
 
 def _error_of(sql: str) -> BaseException:

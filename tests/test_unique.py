@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from django_jobs import DuplicateJob
 from django_jobs.exceptions import InvalidTaskOptions
-from django_jobs.models import Job, JobStatus
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from django_jobs.tasks_api import TaskResultStatus, task_backends
 from tests import tasks
 from tests.conftest import ROOT, worker_database_url

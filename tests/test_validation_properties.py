@@ -11,10 +11,10 @@ from django.test import override_settings
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from django_jobs.admin_schedules import ScheduleForm
+from django_jobs.admin.schedules import ScheduleForm
+from django_jobs.beat.sync import KEYS, check_declared_schedules, sync_declared
+from django_jobs.checks.options import RULES
 from django_jobs.models import Schedule
-from django_jobs.option_checks import RULES
-from django_jobs.schedule_sync import KEYS, check_declared_schedules, sync_declared
 from tests.test_beat_admin import form_data
 
 pytestmark = pytest.mark.django_db

@@ -16,7 +16,8 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 import django_jobs
-from django_jobs.models import Gate, JobStatus, Worker
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Gate, Worker
 from tests import tasks
 from tests.conftest import ROOT, process_env, wait_for, worker_database_url
 from tests.test_processes import job_of, lines, live_worker

@@ -6,7 +6,8 @@ import threading
 import pytest
 from django.utils import timezone
 
-from django_jobs.models import Job, JobStatus
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from django_jobs.worker.process import EXIT_FATAL, EXIT_REPLACE, WorkerProcess
 from tests import tasks
 from tests.conftest import renamed_column, wait_for

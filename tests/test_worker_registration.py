@@ -8,8 +8,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from django_jobs import overview
-from django_jobs.models import Job, JobStatus, Worker
+from django_jobs.console import queries
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job, Worker
 from tests import tasks
 from tests.conftest import FAST_OPTIONS, wait_for
 from tests.console import PASSWORD, make_user
@@ -56,7 +57,7 @@ def test_worker_whose_row_is_deleted_registers_again_and_keeps_its_jobs(
     assert (row.concurrency, row.started_at < deleted_at) == (2, True)
     # And it is counted live by `jobs stats` and the dashboard
     assert live_workers() == 1
-    rows = overview.workers("default", timezone.now(), fast_backend.jobs_options.lease)
+    rows = queries.workers("default", timezone.now(), fast_backend.jobs_options.lease)
     assert [(r["id"], r["stale"], r["running"]) for r in rows] == [(worker_id, False, 1)]
     # And its running job stays fenced to it: leases renewed, one attempt, finished by it
     renewed = Job.objects.filter(pk=job.pk, claimed_by=worker_id, lease_expires_at__gt=deleted_at)

@@ -6,10 +6,11 @@ import pytest
 from django.utils import timezone
 
 from django_jobs import chain, chord, group
-from django_jobs.execution import Attempt, run_attempt
-from django_jobs.models import Job, JobStatus
-from django_jobs.services import cancel
+from django_jobs.jobs.operations import cancel
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job
 from django_jobs.tasks_api import TaskResultStatus, task_backends
+from django_jobs.worker.execution import Attempt, run_attempt
 from tests import tasks
 from tests.conftest import wait_for
 

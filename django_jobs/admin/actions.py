@@ -13,8 +13,8 @@ from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.template.response import TemplateResponse
 
-from .. import services
-from ..models import Job
+from django_jobs.jobs import operations
+from django_jobs.jobs.models import Job
 
 #: A selection up to this size is logged one entry per job; more gets a summary entry.
 LOG_EACH = 200
@@ -35,7 +35,7 @@ RETRY = BulkAction(
     "retry_jobs",
     "Retry",
     "retried",
-    services.retry_jobs,
+    operations.retry_jobs,
     CHANGE,
     "Only failed and cancelled jobs are queued again, each with a fresh attempt budget.",
 )
@@ -43,7 +43,7 @@ CANCEL = BulkAction(
     "cancel_jobs",
     "Cancel",
     "cancelled",
-    services.cancel_jobs,
+    operations.cancel_jobs,
     CHANGE,
     "Only jobs that have not started are cancelled; running jobs finish.",
 )
@@ -51,7 +51,7 @@ DELETE = BulkAction(
     "delete_jobs",
     "Delete",
     "deleted",
-    services.delete_jobs,
+    operations.delete_jobs,
     DELETION,
     "Running jobs are left alone. Deleted jobs cannot be recovered.",
     always_confirm=True,

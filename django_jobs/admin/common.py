@@ -4,12 +4,12 @@ from datetime import timedelta
 
 from django.contrib import admin
 
-from ..tasks_api import task_backends
+from django_jobs.tasks_api import task_backends
 
 
 def jobs_backend():
     """The backend whose jobs the console shows: ``default`` if it is ours, else the first."""
-    from ..backend import JobsBackend
+    from django_jobs.backend import JobsBackend
 
     aliases = ["default", *task_backends.settings]
     for alias in aliases:

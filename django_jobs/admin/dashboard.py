@@ -8,9 +8,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from .. import overview, services
-from ..models import Dashboard, Queue
-from .common import ReadOnlyAdmin, database, stale_after
+from django_jobs.admin.common import ReadOnlyAdmin, database, stale_after
+from django_jobs.console import queries
+from django_jobs.console.models import Dashboard
+from django_jobs.jobs import operations
+from django_jobs.jobs.models import Queue
 
 VIEW = "django_jobs.view_job"
 PAUSE = "django_jobs.change_queue"
@@ -75,7 +77,7 @@ class DashboardAdmin(admin.ModelAdmin):
         name, action = request.POST.get("queue", ""), request.POST.get("action")
         if not name or action not in ("pause", "resume"):
             return JsonResponse({"error": "queue and action=pause|resume required"}, status=400)
-        change = services.pause_queue if action == "pause" else services.resume_queue
+        change = operations.pause_queue if action == "pause" else operations.resume_queue
         change(database(), name)
         queue = Queue.objects.using(database()).get(pk=name)
         self.log_change(request, queue, f"{action.capitalize()}d queue {name}.")
@@ -86,7 +88,7 @@ class DashboardAdmin(admin.ModelAdmin):
 
     @staticmethod
     def snapshot() -> dict:
-        return overview.snapshot(database(), timezone.now(), stale_after())
+        return queries.snapshot(database(), timezone.now(), stale_after())
 
 
 @admin.register(Queue)
@@ -101,11 +103,11 @@ class QueueAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Pause selected queues", permissions=["toggle"])
     def pause(self, request, queryset):
-        self._toggle(request, queryset, services.pause_queue, "Paused")
+        self._toggle(request, queryset, operations.pause_queue, "Paused")
 
     @admin.action(description="Resume selected queues", permissions=["toggle"])
     def resume(self, request, queryset):
-        self._toggle(request, queryset, services.resume_queue, "Resumed")
+        self._toggle(request, queryset, operations.resume_queue, "Resumed")
 
     def _toggle(self, request, queryset, change, done: str) -> None:
         for queue in queryset:

@@ -7,7 +7,7 @@ from django.contrib.admin.utils import quote
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from ..models import JobStatus
+from django_jobs.jobs.status import JobStatus
 
 STATUS_CLASS = {
     JobStatus.READY: "ready",

@@ -5,9 +5,9 @@ from datetime import timedelta
 from django.contrib import admin
 from django.utils import timezone
 
-from .. import registry
-from ..models import JobMinute, Queue, Worker
-from .common import database, jobs_backend
+from django_jobs import registry
+from django_jobs.admin.common import database, jobs_backend
+from django_jobs.jobs.models import JobMinute, Queue, Worker
 
 
 class ValueFilter(admin.SimpleListFilter):

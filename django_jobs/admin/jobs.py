@@ -10,12 +10,13 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from .. import job_selection
-from ..models import Job, JobStatus
-from . import actions, display
-from .common import ReadOnlyAdmin
-from .filters import QueueFilter, TaskFilter, WorkerFilter
-from .pagination import EstimatedCountPaginator
+from django_jobs.admin import actions, display
+from django_jobs.admin.common import ReadOnlyAdmin
+from django_jobs.admin.filters import QueueFilter, TaskFilter, WorkerFilter
+from django_jobs.admin.pagination import EstimatedCountPaginator
+from django_jobs.jobs import selection
+from django_jobs.jobs.models import Job
+from django_jobs.jobs.status import JobStatus
 
 
 @admin.register(Job)
@@ -107,7 +108,7 @@ class JobAdmin(ReadOnlyAdmin):
             pass
         matches = Q(task_path__icontains=term) | Q(args__icontains=term)
         try:  # the short id the changelist shows, or any longer prefix of an id
-            matches |= job_selection.starts_with(queryset.db, job_selection.id_prefix(term))
+            matches |= selection.starts_with(queryset.db, selection.id_prefix(term))
         except ValueError:
             pass
         return queryset.filter(matches | Q(kwargs__icontains=term)), False

@@ -3,7 +3,7 @@
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
-from .. import overview
+from django_jobs.console import queries
 
 #: Filtered lists are counted up to this many rows; past it, the page list stops there.
 COUNT_CAP = 10_000
@@ -16,7 +16,7 @@ class EstimatedCountPaginator(Paginator):
     def count(self) -> int:
         jobs = self.object_list
         if not jobs.query.where:
-            estimate = overview.planner_estimate(jobs.db)
+            estimate = queries.planner_estimate(jobs.db)
             if estimate is not None and estimate > COUNT_CAP:
                 return estimate
         return jobs.order_by()[: COUNT_CAP + 1].count()

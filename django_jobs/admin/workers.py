@@ -4,9 +4,9 @@ from django.contrib import admin
 from django.utils import timezone
 from django.utils.html import format_html
 
-from ..models import Worker
-from . import display
-from .common import ReadOnlyAdmin, stale_after
+from django_jobs.admin import display
+from django_jobs.admin.common import ReadOnlyAdmin, stale_after
+from django_jobs.jobs.models import Worker
 
 
 @admin.register(Worker)

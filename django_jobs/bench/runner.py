@@ -15,10 +15,11 @@ from django.db import connections, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from ..bulk import insert_jobs
-from ..models import Job, JobStatus
-from . import QUEUE
-from .tasks import noop
+from django_jobs.bench import QUEUE
+from django_jobs.bench.tasks import noop
+from django_jobs.jobs.inserts import insert_jobs
+from django_jobs.jobs.models import Job
+from django_jobs.jobs.status import JobStatus
 
 
 @dataclass
@@ -59,7 +60,7 @@ class BenchResult:
 
 class Bench:
     def __init__(self, config: BenchConfig, log=print):
-        from ..tasks_api import task_backends
+        from django_jobs.tasks_api import task_backends
 
         self.config = config
         self.backend = task_backends[config.backend]

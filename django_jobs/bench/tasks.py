@@ -1,8 +1,7 @@
 """The benchmark's task: as cheap as a task can be."""
 
 from django_jobs import task
-
-from . import QUEUE
+from django_jobs.bench import QUEUE
 
 
 @task(queue_name=QUEUE)

@@ -4,12 +4,12 @@
 def get_broker(backend):
     """Return the broker a backend's OPTIONS ask for."""
     if backend.jobs_options.broker == "database":
-        from .database import DatabaseBroker
+        from django_jobs.brokers.database import DatabaseBroker
 
         return DatabaseBroker(backend.jobs_options, backend.alias)
     if backend.jobs_options.broker == "redis":
-        from .fallback import RedisWithFallback
-        from .redis import RedisBroker
+        from django_jobs.brokers.fallback import RedisWithFallback
+        from django_jobs.brokers.redis.broker import RedisBroker
 
         return RedisWithFallback(RedisBroker(backend.jobs_options, backend.alias))
     from django.core.exceptions import ImproperlyConfigured

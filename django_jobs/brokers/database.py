@@ -19,9 +19,9 @@ from django.db import connections, transaction
 from django.db.models import JSONField
 from django.db.models.base import ModelState
 
-from ..conf import JobsOptions
-from ..dbsession import relax_commits, serialized_writes
-from ..gates import GatedClaims
+from django_jobs.conf import JobsOptions
+from django_jobs.db.writes import relax_commits, serialized_writes
+from django_jobs.jobs.limits import GatedClaims
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ NOTIFY_CHANNEL = "django_jobs"
 def _returned_fields() -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
     """Every Job column (RETURNING them all), their attribute names, and the positions of
     the JSON ones."""
-    from ..models import Job
+    from django_jobs.jobs.models import Job
 
     fields = Job._meta.concrete_fields
     columns = tuple(f.column for f in fields)
@@ -149,7 +149,7 @@ class DatabaseBroker:
         )
 
     def _ready(self, queues: Sequence[str], now: datetime):
-        from ..models import Job
+        from django_jobs.jobs.models import Job
 
         jobs = Job.objects.using(self.database).ready(now).filter(backend=self.alias)
         jobs = jobs.filter(limit_key__isnull=True)
@@ -164,7 +164,7 @@ class DatabaseBroker:
         return 0
 
     def _claim_returning(self, worker_id, queues, limit, now) -> list:
-        from ..models import Job
+        from django_jobs.jobs.models import Job
 
         params = {
             "worker": worker_id,
@@ -190,7 +190,7 @@ class DatabaseBroker:
 
     def _claim_sqlite(self, worker_id, queues, limit, now) -> list:
         """SQLite >= 3.35: one UPDATE … RETURNING inside the IMMEDIATE transaction."""
-        from ..models import Job
+        from django_jobs.jobs.models import Job
 
         connection = connections[self.database]
         inner, inner_params = self._ready(queues, now).values("pk")[:limit].query.sql_with_params()
@@ -287,7 +287,7 @@ def _converters(connection) -> list:
     if connection.alias not in _CONVERTERS:
         from django.db.models.expressions import Col
 
-        from ..models import Job
+        from django_jobs.jobs.models import Job
 
         converters = []
         for field in Job._meta.concrete_fields:
@@ -304,7 +304,7 @@ def claim_ids(database: str, alias: str, ids: Sequence[str], worker_id: str, now
     An id delivered twice is claimed once (the status guard), and a row that is no longer
     READY is simply not returned.
     """
-    from ..models import Job
+    from django_jobs.jobs.models import Job
 
     connection = connections[database]
     if connection.vendor == "postgresql":
@@ -332,7 +332,7 @@ def claim_ids(database: str, alias: str, ids: Sequence[str], worker_id: str, now
 
 
 def _claim_two_step(database, candidates, worker_id, now, options, limit) -> list:
-    from ..models import Job
+    from django_jobs.jobs.models import Job
 
     with serialized_writes(database), transaction.atomic(using=database):
         locked = candidates.select_for_update(skip_locked=True).values_list("pk", flat=True)

@@ -20,10 +20,10 @@ from datetime import datetime
 import redis
 from django.db import DatabaseError, InterfaceError
 
-from .. import workers
-from ..exceptions import BrokerUnavailable
-from .database import DatabaseBroker
-from .redis import RedisBroker
+from django_jobs.brokers.database import DatabaseBroker
+from django_jobs.brokers.redis.broker import RedisBroker
+from django_jobs.exceptions import BrokerUnavailable
+from django_jobs.worker import registration
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class RedisWithFallback:
         if self._shown == self.note:
             return
         try:
-            workers.set_note(self.options.database, worker_id, self.note)
+            registration.set_note(self.options.database, worker_id, self.note)
         except (DatabaseError, InterfaceError) as e:
             logger.debug("could not write the worker note worker=%s error=%r", worker_id, e)
             return

@@ -6,7 +6,7 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
-import django_jobs.indexes
+import django_jobs.db.indexes
 
 
 class Migration(migrations.Migration):
@@ -414,22 +414,22 @@ class Migration(migrations.Migration):
                 "db_table": "django_jobs_job",
                 "permissions": [("retry_job", "Can retry jobs"), ("cancel_job", "Can cancel jobs")],
                 "indexes": [
-                    django_jobs.indexes.PartialIndex(
+                    django_jobs.db.indexes.PartialIndex(
                         fields=["status", "backend", "queue_name", "-priority", "run_after"],
                         name="django_jobs_job_claim",
                         where=models.Q(("limit_key__isnull", True), ("status", "READY")),
                     ),
-                    django_jobs.indexes.PartialIndex(
+                    django_jobs.db.indexes.PartialIndex(
                         fields=["status", "backend", "-priority", "run_after"],
                         name="django_jobs_job_claim_any",
                         where=models.Q(("limit_key__isnull", True), ("status", "READY")),
                     ),
-                    django_jobs.indexes.PartialIndex(
+                    django_jobs.db.indexes.PartialIndex(
                         fields=["status", "lease_expires_at"],
                         name="django_jobs_job_lease",
                         where=models.Q(("status", "RUNNING")),
                     ),
-                    django_jobs.indexes.PartialIndex(
+                    django_jobs.db.indexes.PartialIndex(
                         fields=["status", "limit_key"],
                         name="django_jobs_job_gated",
                         where=models.Q(("limit_key__isnull", False)),

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, connections
 from django.utils import timezone
 
-from ..completion import record_many
-from ..dbsession import serialized_writes
-from ..execution import Outcome
-from ..transient import is_transient
+from django_jobs.db.transient import is_transient
+from django_jobs.db.writes import serialized_writes
+from django_jobs.worker.execution import Outcome
+from django_jobs.worker.outcomes import record_many
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from inspect import iscoroutinefunction
 
 from django.db import close_old_connections
 
-from ..exceptions import JobCancelled, JobTimeout
-from ..execution import Attempt, Outcome, execute
-from .interrupt import raise_in_thread
+from django_jobs.exceptions import JobCancelled, JobTimeout
+from django_jobs.worker.execution import Attempt, Outcome, execute
+from django_jobs.worker.interrupt import raise_in_thread
 
 logger = logging.getLogger(__name__)
 

@@ -11,15 +11,17 @@ from datetime import datetime, timedelta
 from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 
-from .. import leases, registry, rollup, services, workers
-from ..exceptions import BrokerUnavailable, JobCancelled, JobTimeout
-from ..execution import Attempt, Outcome
-from ..models import Job
-from ..reconnect import call_reconnecting, claim_reconnecting
-from ..tasks_api import TaskResultStatus, task_backends
-from ..transient import SERVICE_ERRORS, is_transient
-from .completer import Completer
-from .pool import Pool
+from django_jobs import registry
+from django_jobs.db.reconnect import call_reconnecting, claim_reconnecting
+from django_jobs.db.transient import SERVICE_ERRORS, is_transient
+from django_jobs.exceptions import BrokerUnavailable, JobCancelled, JobTimeout
+from django_jobs.jobs import leases, operations, rollup
+from django_jobs.jobs.models import Job
+from django_jobs.tasks_api import TaskResultStatus, task_backends
+from django_jobs.worker import registration
+from django_jobs.worker.completer import Completer
+from django_jobs.worker.execution import Attempt, Outcome
+from django_jobs.worker.pool import Pool
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +96,7 @@ class WorkerProcess:
             ",".join(self.queues) or "*",
             self.concurrency,
         )
-        self.broker.set_paused(services.paused_queues(self.database))
+        self.broker.set_paused(operations.paused_queues(self.database))
         self.broker.listen(self.wake, self.queues)
         try:  # repair the broker now (e.g. Redis restarted empty), not a heartbeat later
             self.broker.sweep(timezone.now(), every=self.options.heartbeat_interval)
@@ -253,7 +255,7 @@ class WorkerProcess:
             self._check_cancelled(ids)
             self._safely("rescue", self._rescue, now)
             self._safely("sweep", self.broker.sweep, now, interval)
-            paused = self._safely("paused queues", services.paused_queues, self.database)
+            paused = self._safely("paused queues", operations.paused_queues, self.database)
             if paused is not None:
                 self.broker.set_paused(paused)
             next_rollup = self._rollup(now, next_rollup)
@@ -271,7 +273,7 @@ class WorkerProcess:
 
     def _register(self) -> str:
         """Write this process's Worker row: at start, or again if it was deleted (same id)."""
-        return workers.register(
+        return registration.register(
             self.database,
             self.backend.alias,
             self.queues,
@@ -360,7 +362,7 @@ class WorkerProcess:
         try:
             call_reconnecting(
                 self.database,
-                workers.mark_stopped,
+                registration.mark_stopped,
                 self.database,
                 self.worker_id,
                 tries=4,

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 from django.db import connections
 
-from .process import EXIT_FATAL
+from django_jobs.worker.process import EXIT_FATAL
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from django_jobs.models import FINISHED, Job
+from django_jobs.jobs.status import FINISHED
+from django_jobs.models import Job
 from tests.conftest import ManageProcess, process_env
 from tests.faults import ledger
 

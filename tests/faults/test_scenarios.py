@@ -16,7 +16,8 @@ import redis
 from django.db import connection
 from django.utils import timezone
 
-from django_jobs.models import Job, JobStatus, Schedule, ScheduleFire
+from django_jobs.jobs.status import JobStatus
+from django_jobs.models import Job, Schedule, ScheduleFire
 from tests.conftest import wait_for
 from tests.faults import ledger, tasks
 from tests.faults.harness import Figures, count, drain, record, scale, skewed_env

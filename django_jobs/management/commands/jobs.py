@@ -12,12 +12,12 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_jobs import job_selection, registry, services
+from django_jobs import registry
 from django_jobs.backend import JobsBackend
 from django_jobs.exceptions import JobsError, UnknownTask
-from django_jobs.models import JobStatus
-
-from ...tasks_api import (
+from django_jobs.jobs import operations, selection
+from django_jobs.jobs.status import JobStatus
+from django_jobs.tasks_api import (
     DEFAULT_TASK_BACKEND_ALIAS,
     TASK_MAX_PRIORITY,
     TASK_MIN_PRIORITY,
@@ -74,7 +74,7 @@ def priority(value: str) -> int:
 
 def job_id(value: str) -> str:
     try:
-        return job_selection.id_prefix(value)
+        return selection.id_prefix(value)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from e
 
@@ -187,27 +187,27 @@ class Command(BaseCommand):
             raise bad_arguments(f"TASKS[{backend!r}] is not a django_jobs.backend.JobsBackend.")
         database = jobs_backend.jobs_options.database
         if action == "stats":
-            self.stdout.write(json.dumps(services.stats(database), indent=2))
+            self.stdout.write(json.dumps(operations.stats(database), indent=2))
         elif action in ("retry", "cancel"):
             self._retry_or_cancel(action, database, backend, **options)
         elif action == "pause":
             self._check_queue(jobs_backend, options["queue"])
-            services.pause_queue(database, options["queue"])
+            operations.pause_queue(database, options["queue"])
             self.stdout.write(f"paused queue {options['queue']}")
         elif action == "resume":
-            if not services.resume_queue(database, options["queue"]):
+            if not operations.resume_queue(database, options["queue"]):
                 raise not_found(f"queue {options['queue']!r} is not paused; nothing to resume.")
             self.stdout.write(f"resumed queue {options['queue']}")
         elif action == "purge":
-            jobs = services.purgeable(database, options["older_than"])
+            jobs = operations.purgeable(database, options["older_than"])
             if self._confirm("delete", jobs, "finished job(s)", **options):
                 self.stdout.write(
-                    f"deleted {services.purge(database, options['older_than'])} job(s)"
+                    f"deleted {operations.purge(database, options['older_than'])} job(s)"
                 )
         elif action == "prune-workers":
-            workers = services.silent_workers(database, options["older_than"])
+            workers = operations.silent_workers(database, options["older_than"])
             if self._confirm("delete", workers, "worker row(s)", **options):
-                count = services.prune_workers(database, options["older_than"])
+                count = operations.prune_workers(database, options["older_than"])
                 self.stdout.write(f"deleted {count} worker row(s)")
         elif action == "enqueue":
             self._enqueue(jobs_backend, **options)
@@ -218,8 +218,8 @@ class Command(BaseCommand):
         if not (ids or status or task or queue):
             raise bad_arguments(f"{action}: give job ids, or select with --status/--task/--queue.")
         try:
-            jobs = job_selection.select(database, backend, ids, status, task, queue)
-        except job_selection.JobNotFound as e:
+            jobs = selection.select(database, backend, ids, status, task, queue)
+        except selection.JobNotFound as e:
             raise not_found(str(e)) from e
         selected = jobs.count()
         if not selected:
@@ -227,11 +227,11 @@ class Command(BaseCommand):
         if action == "retry":
             if options["dry_run"]:
                 return self._list("retry", jobs, "job(s)")
-            count = services.retry_jobs(jobs)
+            count = operations.retry_jobs(jobs)
         else:
             if not self._confirm("cancel", jobs, "job(s)", **options):
                 return
-            count = services.cancel_jobs(jobs)
+            count = operations.cancel_jobs(jobs)
         verb = "retried" if action == "retry" else "cancelled"
         skipped = f" ({selected - count} of {selected} not in a state that allows it)"
         self.stdout.write(f"{verb} {count} job(s)" + (skipped if count < selected else ""))

@@ -3,9 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from django_jobs.backend import JobsBackend
-from django_jobs.scheduler import Beat
-
-from ...tasks_api import InvalidTaskBackend, task_backends
+from django_jobs.beat.loop import Beat
+from django_jobs.tasks_api import InvalidTaskBackend, task_backends
 
 
 def positive_seconds(value: str) -> float:

@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from django_jobs.beat.loop import Beat
 from django_jobs.management.commands.runbeat import jobs_backend
-from django_jobs.scheduler import Beat
 from django_jobs.worker.process import WorkerProcess
 from django_jobs.worker.supervisor import Supervisor
 

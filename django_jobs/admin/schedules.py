@@ -1,0 +1,193 @@
+"""Admin for schedules: next fire times, last result, a preview, enable/disable/run now."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import OuterRef, Subquery
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from django_jobs import registry
+from django_jobs.beat import actions, fire_times
+from django_jobs.beat.models import Schedule
+from django_jobs.beat.sync import discover_tasks, reset_to_code
+from django_jobs.exceptions import JobsError
+from django_jobs.jobs.models import Job
+
+
+class ScheduleForm(forms.ModelForm):
+    """Offers the declared tasks to choose from; the model's clean() checks the rest."""
+
+    class Meta:
+        model = Schedule
+        fields = "__all__"  # noqa: DJ007  (every editable field is the point of this form)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        discover_tasks()
+        paths = registry.declared()
+        current = self.initial.get("task")
+        if current and current not in paths:
+            paths.append(current)  # still shown, and clean() says it is not declared
+        self.fields["task"] = forms.ChoiceField(
+            choices=[("", "---------"), *((p, p) for p in paths)],
+            help_text=Schedule._meta.get_field("task").help_text,
+        )
+
+
+#: Characters of a schedule's error shown in the changelist (the rest is on hover).
+ERROR_PREVIEW = 80
+
+
+def failing_badge(error: str) -> str:
+    """A red "failing" mark with the start of ``error``; the whole text on hover."""
+    short = error if len(error) <= ERROR_PREVIEW else error[: ERROR_PREVIEW - 1] + "…"
+    return format_html(
+        '<span class="jobs-schedule-failing" title="{}" style="color: var(--error-fg, #ba2121)">'
+        "<strong>failing</strong>: {}</span>",
+        error,
+        short,
+    )
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    form = ScheduleForm
+    list_display = (
+        "name",
+        "task",
+        "when",
+        "timezone",
+        "enabled",
+        "next_fire_at",
+        "last_fired_at",
+        "last_result",
+        "source",
+    )
+    list_filter = ("enabled", "missed_runs", "backend")
+    search_fields = ("name", "task", "description")
+    actions = ("enable_schedules", "disable_schedules", "run_now", "reset_to_code")
+    readonly_fields = (
+        "health",
+        "upcoming_fire_times",
+        "next_fire_at",
+        "last_fired_at",
+        "last_result",
+        "last_error",
+        "source",
+    )
+    fieldsets = (
+        (None, {"fields": ("health", "name", "task", "description", "enabled", "source")}),
+        (
+            "When (one of cron, interval or one-off time)",
+            {"fields": ("cron", "interval_seconds", "run_at", "timezone", "start_at", "end_at")},
+        ),
+        ("Job", {"fields": ("args", "kwargs", "queue_name", "priority", "backend")}),
+        (
+            "Missed runs",
+            {"fields": ("missed_runs", "misfire_grace_seconds", "catchup_window_seconds")},
+        ),
+        (
+            "State",
+            {
+                "fields": (
+                    "upcoming_fire_times",
+                    "next_fire_at",
+                    "last_fired_at",
+                    "last_result",
+                    "last_error",
+                )
+            },
+        ),
+    )
+
+    def get_queryset(self, request):
+        last_status = Job.objects.filter(pk=OuterRef("last_job_id")).values("status")[:1]
+        return super().get_queryset(request).annotate(last_status=Subquery(last_status))
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change and obj.code_hash:
+            obj.edited_by_operator = True  # code changes stop applying to this row
+        super().save_model(request, obj, form, change)
+
+    # --- columns --------------------------------------------------------------------------
+    @admin.display(description="When")
+    def when(self, obj: Schedule) -> str:
+        if obj.cron:
+            return f"cron {obj.cron}"
+        if obj.interval_seconds:
+            return f"every {obj.interval_seconds} s"
+        return f"once at {obj.run_at:%Y-%m-%d %H:%M:%S %Z}" if obj.run_at else "—"
+
+    @admin.display(description="Last result")
+    def last_result(self, obj: Schedule) -> str:
+        if obj.last_error:
+            return failing_badge(obj.last_error)
+        if not obj.last_job_id:
+            return "—"
+        status = getattr(obj, "last_status", None) or "deleted"
+        try:
+            url = reverse("admin:django_jobs_job_change", args=[obj.last_job_id])
+        except NoReverseMatch:
+            return status
+        return format_html('<a href="{}">{}</a>', url, status)
+
+    @admin.display(description="Status")
+    def health(self, obj: Schedule) -> str:
+        if obj.last_error:
+            return format_html(
+                '<strong class="errornote jobs-schedule-failing">Failing: {}</strong>',
+                obj.last_error,
+            )
+        if not obj.enabled:
+            return "Disabled"
+        return "OK" if obj.last_fired_at else "Not fired yet"
+
+    @admin.display(description="Source")
+    def source(self, obj: Schedule) -> str:
+        if not obj.code_hash:
+            return "admin"
+        return "code (edited here)" if obj.edited_by_operator else "code"
+
+    @admin.display(description="Next 5 fire times")
+    def upcoming_fire_times(self, obj: Schedule) -> str:
+        if not obj.pk:
+            return "Shown once saved."
+        try:
+            times = obj.upcoming(5)
+            tz = fire_times.zone(obj.timezone)
+        except JobsError as e:
+            return str(e)
+        if not times:
+            return "None: the schedule has ended."
+        rows = ((t.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z"), t.isoformat()) for t in times)
+        return format_html("<ol>{}</ol>", format_html_join("", "<li>{} ({})</li>", rows))
+
+    # --- actions --------------------------------------------------------------------------
+    @admin.action(description="Enable selected schedules", permissions=["change"])
+    def enable_schedules(self, request, queryset) -> None:
+        count = actions.enable(queryset)
+        self.message_user(request, f"Enabled {count} schedule(s).", messages.SUCCESS)
+
+    @admin.action(description="Disable selected schedules", permissions=["change"])
+    def disable_schedules(self, request, queryset) -> None:
+        count = actions.disable(queryset)
+        self.message_user(request, f"Disabled {count} schedule(s).", messages.SUCCESS)
+
+    @admin.action(description="Run selected schedules now", permissions=["change"])
+    def run_now(self, request, queryset) -> None:
+        ids, failures = actions.run_now(queryset)
+        if ids:
+            text = ngettext("Enqueued %(count)d job.", "Enqueued %(count)d jobs.", len(ids))
+            self.message_user(request, text % {"count": len(ids)}, messages.SUCCESS)
+        for schedule, error in failures:
+            text = _("Schedule “%(name)s” was not run: %(error)s")
+            self.message_user(
+                request, text % {"name": schedule.name, "error": error}, messages.ERROR
+            )
+
+    @admin.action(description="Reset to code definition", permissions=["change"])
+    def reset_to_code(self, request, queryset) -> None:
+        count = reset_to_code(queryset.db, queryset)
+        self.message_user(request, f"Reset {count} schedule(s) to JOBS_SCHEDULES.")

@@ -1,0 +1,409 @@
+"""Job, Worker and Queue rows, per-minute job counts, and the guarded state transitions of a job.
+
+Nobody else writes ``Job.status``: the worker, the ``jobs`` command and the admin all call
+the queryset verbs below, each a single conditional UPDATE.
+"""
+
+import uuid
+from datetime import datetime, timedelta
+
+from django.db import models
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, Now
+
+from django_jobs.db.expressions import AppendJSON, DatabaseNow, lease_deadline
+from django_jobs.db.indexes import PartialIndex
+from django_jobs.jobs.status import FINISHED, JobStatus, cancelled_entry
+
+
+def claim_values(worker_id: str, now: datetime, lease: timedelta) -> dict:
+    """The columns a claim sets (shared by the ORM claim and PostgreSQL's one-statement claim).
+
+    The lease runs out by the database's clock; ``now`` (the worker's) only dates the attempt.
+    """
+    return {
+        "status": JobStatus.RUNNING,
+        "attempts": F("attempts") + 1,
+        "claimed_by": worker_id,
+        "lease_expires_at": lease_deadline(lease),
+        "started_at": Coalesce("started_at", Value(now)),
+        "last_attempted_at": now,
+        "worker_ids": AppendJSON("worker_ids", worker_id),
+    }
+
+
+class JobQuerySet(models.QuerySet):
+    # --- states ---------------------------------------------------------------------------
+    def ready(self, now: datetime):
+        return self.filter(status=JobStatus.READY, run_after__lte=now)
+
+    def running(self):
+        return self.filter(status=JobStatus.RUNNING)
+
+    def finished(self):
+        return self.filter(status__in=FINISHED)
+
+    def expired(self):
+        """Running jobs whose lease ran out (by the database's clock): their worker is gone."""
+        return self.filter(status=JobStatus.RUNNING, lease_expires_at__lt=DatabaseNow())
+
+    def held_by(self, worker_id: str, attempt: int | None = None):
+        """The job rows a worker still owns (the completion fence)."""
+        qs = self.filter(status=JobStatus.RUNNING, claimed_by=worker_id)
+        return qs if attempt is None else qs.filter(attempts=attempt)
+
+    # --- transitions ----------------------------------------------------------------------
+    def claim(self, worker_id: str, now: datetime, lease: timedelta) -> int:
+        """Mark READY rows RUNNING for ``worker_id``; each claim counts as an attempt."""
+        return self.filter(status=JobStatus.READY).update(**claim_values(worker_id, now, lease))
+
+    def mark_succeeded(self, now: datetime, return_value) -> int:
+        return self.update(
+            status=JobStatus.SUCCESSFUL,
+            return_value=return_value,
+            finished_at=now,
+            lease_expires_at=None,
+        )
+
+    def mark_failed(self, now: datetime, error: dict) -> int:
+        return self.update(
+            status=JobStatus.FAILED,
+            finished_at=now,
+            lease_expires_at=None,
+            errors=AppendJSON("errors", error),
+        )
+
+    def retry_later(self, run_after: datetime, error: dict) -> int:
+        """Put failed attempts back in the queue for another attempt at ``run_after``."""
+        return self.update(
+            status=JobStatus.READY,
+            run_after=run_after,
+            claimed_by=None,
+            lease_expires_at=None,
+            errors=AppendJSON("errors", error),
+        )
+
+    def snooze(self, run_after: datetime) -> int:
+        """Put running jobs back in the queue until ``run_after``; the attempt is given back."""
+        return self.update(
+            status=JobStatus.READY,
+            run_after=run_after,
+            claimed_by=None,
+            lease_expires_at=None,
+            max_attempts=F("max_attempts") + 1,
+        )
+
+    def mark_cancelled(self, now: datetime, error: dict) -> int:
+        return self.update(
+            status=JobStatus.CANCELLED,
+            finished_at=now,
+            lease_expires_at=None,
+            errors=AppendJSON("errors", error),
+        )
+
+    def requeue(self) -> int:
+        """Hand running jobs back to the queue without recording a failure (shutdown).
+
+        Jobs whose cancellation was requested end CANCELLED instead.
+        """
+        running = self.filter(status=JobStatus.RUNNING)
+        running.filter(cancel_requested_at__isnull=False).mark_cancelled(
+            Now(), cancelled_entry("cancelled while its worker shut down")
+        )
+        return running.update(status=JobStatus.READY, claimed_by=None, lease_expires_at=None)
+
+    def renew_leases(self, lease: timedelta) -> int:
+        """Push the leases back to ``lease`` from now, by the database's clock."""
+        return self.update(lease_expires_at=lease_deadline(lease))
+
+    def cancel(self, now: datetime) -> int:
+        """Cancel jobs that have not started (see ``request_cancel`` for running ones)."""
+        return self.filter(status__in=(JobStatus.READY, JobStatus.BLOCKED)).mark_cancelled(
+            now, cancelled_entry("cancelled before it started")
+        )
+
+    def request_cancel(self, now: datetime) -> int:
+        """Flag running jobs for cancellation; their worker stops them."""
+        return self.filter(status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(
+            cancel_requested_at=now
+        )
+
+    def cancel_requested(self):
+        return self.filter(cancel_requested_at__isnull=False)
+
+    def release_key(self, states, now: datetime) -> int:
+        """Free the unique keys of jobs that no longer hold them: out of ``states``, window over."""
+        return (
+            self.exclude(status__in=states)
+            .filter(Q(unique_until__isnull=True) | Q(unique_until__lte=now))
+            .update(unique_key=None)
+        )
+
+    def retry(self, now: datetime) -> int:
+        """Run failed or cancelled jobs again, with a fresh attempt budget."""
+        return self.filter(status__in=(JobStatus.FAILED, JobStatus.CANCELLED)).update(
+            status=JobStatus.READY,
+            run_after=now,
+            finished_at=None,
+            max_attempts=F("attempts") + F("max_attempts"),
+            claimed_by=None,
+            cancel_requested_at=None,
+        )
+
+
+class Job(models.Model):
+    """One enqueued call of a task, and its outcome."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    backend = models.CharField(max_length=100, default="default")
+    queue_name = models.CharField(max_length=100, default="default")
+    priority = models.IntegerField(default=0)
+    task_path = models.CharField(max_length=255)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(
+        default=dict, blank=True, help_text="Per-job task options (retry backoff…)."
+    )
+    status = models.CharField(max_length=12, choices=JobStatus, default=JobStatus.READY)
+    run_after = models.DateTimeField(help_text="Earliest time the job may start.")
+    enqueued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_attempted_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    timeout = models.FloatField(null=True, blank=True, help_text="Seconds per attempt.")
+    return_value = models.JSONField(null=True, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    worker_ids = models.JSONField(default=list, blank=True)
+    claimed_by = models.CharField(max_length=64, null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    progress = models.JSONField(null=True, blank=True)
+    # NULLs never collide, so this plain unique index holds only the keys of unique jobs.
+    unique_key = models.CharField(
+        max_length=64, null=True, blank=True, unique=True, help_text="Held unique key (hash)."
+    )
+    unique_until = models.DateTimeField(
+        null=True, blank=True, help_text="The unique key is held at least until then."
+    )
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # Flow control: set only on jobs of tasks with a concurrency or rate limit.
+    limit_key = models.CharField(
+        max_length=255, null=True, blank=True, help_text="Gate (concurrency/rate limit) key."
+    )
+    # Workflows: set only on jobs that are steps of a chain, group or chord.
+    workflow = models.ForeignKey(
+        "django_jobs.Workflow",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+    )
+    # Nullable or with a database default: rows inserted without them (older code during a
+    # rolling deploy, raw SQL) stay valid.
+    depends_on = models.JSONField(
+        null=True, blank=True, help_text="Ids of the steps this one waits for, in order."
+    )
+    dependents = models.JSONField(
+        null=True, blank=True, help_text="Ids of the steps waiting for this one."
+    )
+    waiting_on = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Steps this one still waits for (BLOCKED until 0)."
+    )
+    feed = models.CharField(
+        max_length=5,
+        blank=True,
+        default="",
+        db_default="",
+        help_text='"value": first argument is the previous step\'s result; "list": all results.',
+    )
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        db_table = "django_jobs_job"
+        indexes = [
+            # The claim scans only READY rows: its cost stays flat however long the history.
+            PartialIndex(
+                fields=["status", "backend", "queue_name", "-priority", "run_after"],
+                where=Q(status="READY", limit_key__isnull=True),
+                name="django_jobs_job_claim",
+            ),
+            PartialIndex(  # workers serving every queue
+                fields=["status", "backend", "-priority", "run_after"],
+                where=Q(status="READY", limit_key__isnull=True),
+                name="django_jobs_job_claim_any",
+            ),
+            PartialIndex(
+                fields=["status", "lease_expires_at"],
+                where=Q(status="RUNNING"),
+                name="django_jobs_job_lease",
+            ),
+            # Gated jobs (concurrency/rate limits): READY keys to claim, RUNNING ones per key.
+            PartialIndex(
+                fields=["status", "limit_key"],
+                where=Q(limit_key__isnull=False),
+                name="django_jobs_job_gated",
+            ),
+            models.Index(fields=["status", "finished_at"], name="django_jobs_job_finished"),
+            # The admin's changelist pages newest first.
+            models.Index(fields=["enqueued_at"], name="django_jobs_job_enqueued"),
+        ]
+        permissions = [
+            ("retry_job", "Can retry jobs"),
+            ("cancel_job", "Can cancel jobs"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_path} [{self.status}] {self.id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def wait_time(self) -> timedelta | None:
+        """How long the latest attempt waited in the queue after the job became ready."""
+        if self.last_attempted_at is None:
+            return None
+        return max(self.last_attempted_at - self.run_after, timedelta(0))
+
+    @property
+    def run_time(self) -> timedelta | None:
+        """How long the latest attempt of a finished job ran."""
+        if self.last_attempted_at is None or self.status == JobStatus.READY:
+            return None
+        if self.finished_at is None:
+            return None
+        return max(self.finished_at - self.last_attempted_at, timedelta(0))
+
+    def holds_key(self, states, now: datetime) -> bool:
+        """Whether this job still holds its unique key for a call covering ``states``."""
+        return self.status in states or (self.unique_until is not None and self.unique_until > now)
+
+
+def new_job(**values) -> Job:
+    """An unsaved Job from field values, without ``Model.__init__`` (bulk enqueue builds
+    thousands; the signals ``__init__`` sends are of no use for a row nobody saw yet)."""
+    job = Job.__new__(Job)
+    job._state = models.base.ModelState()
+    job.__dict__.update(_job_defaults())
+    job.__dict__.update(values)
+    return job
+
+
+def _job_defaults() -> dict:
+    """Every Job field's default, fresh per row (lists and dicts must not be shared)."""
+    return {f.attname: f.get_default() for f in Job._meta.concrete_fields}
+
+
+class Worker(models.Model):
+    """One worker process: registered at start, heartbeating while alive."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    backend = models.CharField(max_length=100, default="default")
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list, blank=True, help_text="Empty: every queue.")
+    processes = models.PositiveIntegerField(default=1)
+    concurrency = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField()
+    last_heartbeat_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="What operators should know, e.g. that Redis is unreachable.",
+    )
+
+    class Meta:
+        db_table = "django_jobs_worker"
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.hostname}:{self.pid}"
+
+
+class Queue(models.Model):
+    """Operator state of one queue name (rows exist only for queues someone paused)."""
+
+    name = models.CharField(primary_key=True, max_length=100)
+    paused = models.BooleanField(default=False, help_text="Workers do not claim from it.")
+    changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "django_jobs_queue"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JobMinute(models.Model):
+    """Jobs that finished in one minute, per queue; ``queue_name=""`` holds every queue's total.
+
+    Rolled up from the ``finished_at`` index (``jobs.rollup``), never written per job.
+    A total row exists for every rolled-up minute, even an empty one: it is the watermark.
+    """
+
+    minute = models.DateTimeField()
+    queue_name = models.CharField(max_length=100, blank=True)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "django_jobs_jobminute"
+        constraints = [
+            models.UniqueConstraint(fields=["queue_name", "minute"], name="django_jobs_minute_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.minute:%Y-%m-%d %H:%M} {self.queue_name or '*'}"
+
+
+class Gate(models.Model):
+    """The shared state of one limit key; claims of gated jobs lock this row.
+
+    ``starts`` holds the start times (epoch seconds) inside the current rate window: a sliding
+    log, so no window of the rate's length ever holds more starts than the rate allows.
+    """
+
+    key = models.CharField(primary_key=True, max_length=255)
+    starts = models.JSONField(default=list, blank=True)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "django_jobs_gate"
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class FailurePolicy(models.TextChoices):
+    STOP = "stop", "Stop: cancel the steps not started"
+    CONTINUE = "continue", "Continue: run the next steps anyway"
+
+
+class Workflow(models.Model):
+    """A chain, group or chord: its steps are jobs pointing here (``Job.workflow``)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    backend = models.CharField(max_length=100, default="default")
+    name = models.CharField(max_length=255, blank=True, help_text="What the canvas looks like.")
+    on_failure = models.CharField(max_length=10, choices=FailurePolicy, default=FailurePolicy.STOP)
+    #: Step ids in canvas order; ``leaves`` are the steps whose results are the workflow's.
+    steps = models.JSONField(default=list, blank=True)
+    leaves = models.JSONField(default=list, blank=True)
+    #: Whether the result is the list of the leaves' results (the canvas ends with a group).
+    returns_list = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "django_jobs_workflow"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name or 'workflow'} {self.id}"
