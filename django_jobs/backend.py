@@ -11,7 +11,7 @@ from django.utils.functional import cached_property
 from django_jobs.conf import JobsOptions
 from django_jobs.exceptions import DuplicateJob
 from django_jobs.jobs import limits, unique
-from django_jobs.jobs.inserts import insert_job, insert_jobs
+from django_jobs.jobs.inserts import insert_job, insert_jobs, insert_unique
 from django_jobs.jsonargs import check_json
 from django_jobs.signatures import check_call
 from django_jobs.tasks import JobTask
@@ -55,7 +55,7 @@ class JobsBackend(BaseTaskBackend):
         """
         job = self.build_job(task, args, kwargs)
         if job.unique_key:
-            duplicate = unique.insert(job, self.database, task.unique_states, job.enqueued_at)
+            duplicate = insert_unique(job, self.database, task.unique_states, job.enqueued_at)
             if duplicate is not None:
                 return self._duplicate(duplicate, task)
         else:
@@ -89,7 +89,7 @@ class JobsBackend(BaseTaskBackend):
             insert_jobs(self.database, plain, batch_size)
             for index, (job, (task, _, _)) in enumerate(zip(jobs, calls, strict=True)):
                 if job.unique_key:
-                    held = unique.insert(job, self.database, task.unique_states, now)
+                    held = insert_unique(job, self.database, task.unique_states, now)
                     if held is not None:
                         results[index] = self._duplicate(held, task)
         new = [job for job, result in zip(jobs, results, strict=True) if result is None]

@@ -12,13 +12,11 @@ come here (``Job.workflow_id`` is NULL). Failure policy: see ``docs/workflows.md
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from django_jobs.exceptions import InvalidTaskOptions
+from django_jobs.jobs.inserts import insert_workflow
 from django_jobs.signatures import check_call
 from django_jobs.tasks_api import TaskResultStatus, task_backends
 
@@ -93,8 +91,7 @@ class _Builder:
         self.now = timezone.now()
 
     def enqueue(self) -> "WorkflowResult":
-        from django_jobs.jobs.models import Job, Workflow
-        from django_jobs.jobs.status import JobStatus
+        from django_jobs.jobs.models import Workflow
 
         leaves, kind = self.build(self.canvas, [], "value")
         if not self.jobs:
@@ -115,12 +112,8 @@ class _Builder:
             created_at=self.now,
         )
         database = self.backend.database
-        with transaction.atomic(using=database):
-            workflow.save(using=database, force_insert=True)
-            for job in self.jobs:
-                job.workflow = workflow
-            Job.objects.using(database).bulk_create(self.jobs)
-        self.backend.broker.publish([job for job in self.jobs if job.status == JobStatus.READY])
+        ready = insert_workflow(database, workflow, self.jobs)
+        self.backend.broker.publish(ready)
         return WorkflowResult(workflow, database)
 
     def build(self, node, parents: list[str], kind: str) -> tuple[list[str], str]:
@@ -138,7 +131,6 @@ class _Builder:
         return parents, kind
 
     def step(self, signature: Signature, parents: list[str], kind: str) -> str:
-        from django_jobs.jobs.status import JobStatus
 
         task = signature.task
         backend = task_backends[task.backend]
@@ -153,7 +145,6 @@ class _Builder:
         job.unique_key = job.unique_until = None  # unique jobs do not apply inside workflows
         job.depends_on = list(parents)
         job.waiting_on = len(parents)
-        job.status = JobStatus.BLOCKED if parents else JobStatus.READY
         job.feed = feed
         self.jobs.append(job)
         return str(job.pk)
@@ -217,70 +208,3 @@ def status_of(statuses: Sequence[str]) -> TaskResultStatus:
     if all(status == JobStatus.SUCCESSFUL for status in statuses):
         return TaskResultStatus.SUCCESSFUL
     return TaskResultStatus.FAILED
-
-
-# --- advancing ------------------------------------------------------------------------------
-def advance(database: str, job, status: str, now: datetime) -> list:
-    """Step ``job`` ended with ``status`` (in the caller's transaction): start the steps that
-    no longer wait for anything, or stop the workflow. Return the jobs made READY."""
-    from django_jobs.jobs.models import FailurePolicy, Job
-    from django_jobs.jobs.status import JobStatus
-
-    jobs = Job.objects.using(database)
-    step = jobs.filter(pk=job.pk).values("workflow_id", "dependents", "workflow__on_failure")
-    row = step.first()
-    if row is None or row["workflow_id"] is None:
-        return []
-    if status != JobStatus.SUCCESSFUL and row["workflow__on_failure"] == FailurePolicy.STOP:
-        stop(database, row["workflow_id"], job.pk, now)
-        return []
-    if not row["dependents"]:
-        return []
-    blocked = jobs.filter(pk__in=row["dependents"], status=JobStatus.BLOCKED)
-    # The UPDATE locks each dependent: of siblings finishing together, one sees zero.
-    blocked.update(waiting_on=F("waiting_on") - 1)
-    return [
-        activate(database, pk, now)
-        for pk in blocked.filter(waiting_on=0).values_list("pk", flat=True)
-    ]
-
-
-def activate(database: str, pk, now: datetime):
-    """Turn a BLOCKED step READY, giving it its parents' results as its first argument."""
-    from django_jobs.jobs.models import Job
-    from django_jobs.jobs.status import JobStatus
-
-    jobs = Job.objects.using(database)
-    job = jobs.get(pk=pk)
-    args = list(job.args)
-    if job.feed:
-        values = dict(jobs.filter(pk__in=job.depends_on).values_list("pk", "return_value"))
-        results = [values.get(_uuid(parent)) for parent in job.depends_on]
-        args.insert(0, results[0] if job.feed == "value" else results)
-    jobs.filter(pk=pk, status=JobStatus.BLOCKED).update(
-        status=JobStatus.READY, args=args, run_after=max(job.run_after, now)
-    )
-    job.status, job.args, job.run_after = JobStatus.READY, args, max(job.run_after, now)
-    return job
-
-
-def stop(database: str, workflow_id, failed_pk, now: datetime) -> int:
-    """Cancel the steps of a workflow that have not started (a step failed)."""
-    from django_jobs.jobs.models import Job
-    from django_jobs.jobs.status import JobStatus, cancelled_entry
-
-    pending = Job.objects.using(database).filter(
-        workflow_id=workflow_id, status__in=(JobStatus.BLOCKED, JobStatus.READY)
-    )
-    return pending.mark_cancelled(
-        now, cancelled_entry(f"workflow stopped: step {failed_pk} failed")
-    )
-
-
-def ended(database: str, finished: Sequence) -> list:
-    """``advance`` each ``(job, status)`` of workflow steps; return the jobs made READY."""
-    now = timezone.now()
-    activated: list = []
-    for job, status in finished:
-        activated += advance(database, job, status, now)
-    return activated

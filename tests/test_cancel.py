@@ -10,7 +10,8 @@ from django_jobs.jobs import leases, operations
 from django_jobs.jobs.status import JobStatus
 from django_jobs.models import Job
 from django_jobs.tasks_api import TaskResultStatus, task_backends
-from django_jobs.worker.execution import Attempt, run_attempt
+from django_jobs.worker.execution import Attempt
+from django_jobs.worker.outcomes import run_attempt
 from tests import tasks
 from tests.conftest import wait_for
 

@@ -8,8 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_jobs.console import queries
-from django_jobs.jobs import rollup
-from django_jobs.jobs import operations
+from django_jobs.jobs import operations, rollup
 from django_jobs.jobs.status import JobStatus
 from django_jobs.models import Job, JobMinute, Queue, Worker
 from tests import tasks

@@ -25,7 +25,8 @@ from django_jobs.tasks_api import (
     task_backends,
     task_started,
 )
-from django_jobs.worker.execution import Attempt, record, run_attempt
+from django_jobs.worker.execution import Attempt
+from django_jobs.worker.outcomes import record, run_attempt
 from django_jobs.worker.pool import Pool
 from django_jobs.workflows import chain
 from tests import tasks

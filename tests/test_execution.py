@@ -14,7 +14,8 @@ from django_jobs.jobs.status import JobStatus
 from django_jobs.models import Job, Worker
 from django_jobs.tasks_api import TaskResultStatus, task_backends, task_finished, task_started
 from django_jobs.worker import registration
-from django_jobs.worker.execution import Attempt, run_attempt
+from django_jobs.worker.execution import Attempt
+from django_jobs.worker.outcomes import run_attempt
 from tests import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)

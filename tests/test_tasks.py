@@ -17,7 +17,8 @@ from django_jobs.tasks_api import (
     TaskResultStatus,
     task_backends,
 )
-from django_jobs.worker.execution import Attempt, run_attempt
+from django_jobs.worker.execution import Attempt
+from django_jobs.worker.outcomes import run_attempt
 from tests import tasks
 
 

@@ -14,7 +14,7 @@ READY``, so an id still in Redis whose row the database claim took is dropped wh
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import redis
@@ -23,7 +23,6 @@ from django.db import DatabaseError, InterfaceError
 from django_jobs.brokers.database import DatabaseBroker
 from django_jobs.brokers.redis.broker import RedisBroker
 from django_jobs.exceptions import BrokerUnavailable
-from django_jobs.worker import registration
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +48,8 @@ class RedisWithFallback:
         self._probing = False
         self._wake: threading.Event | None = None
         self._shown = ""  # the note the worker row shows (registered with "")
+        #: Writes ``note`` on the worker's row; the worker sets it (brokers write no rows).
+        self.write_note: Callable[[str, str], None] = lambda worker_id, note: None
 
     @property
     def note(self) -> str:
@@ -154,7 +155,7 @@ class RedisWithFallback:
         if self._shown == self.note:
             return
         try:
-            registration.set_note(self.options.database, worker_id, self.note)
+            self.write_note(worker_id, self.note)
         except (DatabaseError, InterfaceError) as e:
             logger.debug("could not write the worker note worker=%s error=%r", worker_id, e)
             return

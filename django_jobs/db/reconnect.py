@@ -32,29 +32,3 @@ def call_reconnecting[T](
             logger.info("database error=%r; reconnecting and trying again", e)
             time.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def claim_reconnecting(database: str, worker_id: str, now, claim: Callable[[], list]) -> list:
-    """``claim()`` (which claims as ``worker_id`` at ``now``), riding out a dropped connection.
-
-    After a transient database error the claim may still have committed (the server ran the
-    COMMIT, its answer was lost): its rows are RUNNING for this worker, and nobody would run
-    them. So first take back the rows this claim stamped, then, if there are none, claim again
-    on a new connection.
-    """
-    try:
-        return claim()
-    except (DatabaseError, InterfaceError) as e:
-        connections[database].close()
-        if not is_transient(e):
-            raise
-        logger.info("claim error=%r; reconnecting and looking for its rows", e)
-    return call_reconnecting(database, stamped, database, worker_id, now) or claim()
-
-
-def stamped(database: str, worker_id: str, now) -> list:
-    """The rows a claim by ``worker_id`` at ``now`` committed (a claim sets
-    ``last_attempted_at`` to its ``now``)."""
-    from django_jobs.jobs.models import Job
-
-    return list(Job.objects.using(database).held_by(worker_id).filter(last_attempted_at=now))

@@ -1,10 +1,15 @@
-"""Bulk INSERT of job rows: PostgreSQL COPY, ``bulk_create`` elsewhere."""
+"""The one way job rows are written new: one row, many rows (COPY on PostgreSQL), a unique
+job (``insert_unique``), a workflow's steps (``insert_workflow``)."""
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 
-from django.db import connections
+from django.db import IntegrityError, connections, transaction
 from django.db.models import JSONField
+
+from django_jobs.exceptions import JobsError
+from django_jobs.jobs.unique import ATTEMPTS
 
 
 def insert_job(database: str, job) -> None:
@@ -73,3 +78,44 @@ def _json(value):
     if not value and isinstance(value, list | dict):
         return "[]" if isinstance(value, list) else "{}"
     return json.dumps(value)
+
+
+def insert_workflow(database: str, workflow, jobs: Sequence) -> list:
+    """Insert a workflow and its steps in one transaction; return the steps that are READY.
+
+    A step waiting for others starts BLOCKED (no claim sees it) until they end.
+    """
+    from django_jobs.jobs.status import JobStatus
+
+    for job in jobs:
+        job.workflow = workflow
+        job.status = JobStatus.BLOCKED if job.waiting_on else JobStatus.READY
+    with transaction.atomic(using=database):
+        workflow.save(using=database, force_insert=True)
+        insert_jobs(database, jobs)
+    return [job for job in jobs if job.status == JobStatus.READY]
+
+
+def insert_unique(job, database: str, states, now: datetime):
+    """Insert ``job`` unless a job holding its key covers it; return that job, or None.
+
+    Runs in a savepoint, so it works inside the caller's transaction.
+    """
+    from django_jobs.jobs.models import Job
+
+    jobs = Job.objects.using(database)
+    error = None
+    for _ in range(ATTEMPTS):
+        try:
+            with transaction.atomic(using=database):
+                job.save(using=database, force_insert=True)
+            return None
+        except IntegrityError as e:
+            error = e
+            holder = jobs.filter(unique_key=job.unique_key).first()
+            if holder is None:
+                continue  # the holder's transaction rolled back, or it was just released
+            if holder.holds_key(states, now):
+                return holder
+            jobs.filter(pk=holder.pk, unique_key=job.unique_key).release_key(states, now)
+    raise JobsError(f"could not enqueue unique job {job.task_path}: its key kept moving") from error

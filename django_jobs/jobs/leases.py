@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 
-from django_jobs import workflows
 from django_jobs.db.expressions import DatabaseNow
 from django_jobs.exceptions import WorkerLost
+from django_jobs.jobs import flows
 from django_jobs.jobs.models import Job, Worker
 from django_jobs.jobs.status import JobStatus, error_entry
 
@@ -86,7 +86,7 @@ def rescue_expired(
                 done = fenced.retry_later(db_now, error)
             if done and flow and not requeue:  # a workflow step ended: advance its workflow
                 status = JobStatus.CANCELLED if cancel is not None else JobStatus.FAILED
-                back += workflows.ended(database, [(Job(pk=pk), status)])
+                back += flows.ended(database, [(Job(pk=pk), status)])
         if done:
             rescued += 1
             if requeue:

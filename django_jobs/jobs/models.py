@@ -1,41 +1,31 @@
-"""Job, Worker and Queue rows, per-minute job counts, and the guarded state transitions of a job.
+"""The rows of the job table and what the claim and the rescue read beside it: jobs, workers,
+paused queues, limit gates, workflows, and per-minute counts of finished jobs.
 
-Nobody else writes ``Job.status``: the worker, the ``jobs`` command and the admin all call
-the queryset verbs below, each a single conditional UPDATE.
+``Job.status`` is written only by the verbs of ``jobs.transitions`` (the queryset's base class).
 """
 
 import uuid
 from datetime import datetime, timedelta
 
 from django.db import models
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce, Now
+from django.db.models import Q
 
-from django_jobs.db.expressions import AppendJSON, DatabaseNow, lease_deadline
+from django_jobs.db.expressions import DatabaseNow
 from django_jobs.db.indexes import PartialIndex
-from django_jobs.jobs.status import FINISHED, JobStatus, cancelled_entry
+from django_jobs.jobs.status import FINISHED, JobStatus
+from django_jobs.jobs.transitions import JobTransitions
 
 
-def claim_values(worker_id: str, now: datetime, lease: timedelta) -> dict:
-    """The columns a claim sets (shared by the ORM claim and PostgreSQL's one-statement claim).
+class JobQuerySet(JobTransitions):
+    """The states of jobs (adjectives); the transitions (verbs) are in ``transitions``."""
 
-    The lease runs out by the database's clock; ``now`` (the worker's) only dates the attempt.
-    """
-    return {
-        "status": JobStatus.RUNNING,
-        "attempts": F("attempts") + 1,
-        "claimed_by": worker_id,
-        "lease_expires_at": lease_deadline(lease),
-        "started_at": Coalesce("started_at", Value(now)),
-        "last_attempted_at": now,
-        "worker_ids": AppendJSON("worker_ids", worker_id),
-    }
-
-
-class JobQuerySet(models.QuerySet):
-    # --- states ---------------------------------------------------------------------------
     def ready(self, now: datetime):
         return self.filter(status=JobStatus.READY, run_after__lte=now)
+
+    def claimable(self, backend: str, now: datetime, gated: bool = False):
+        """READY jobs of ``backend`` due by ``now``: those without limits (the ordinary
+        claim, on its partial indexes) or, with ``gated``, those with (``limits``)."""
+        return self.ready(now).filter(backend=backend, limit_key__isnull=not gated)
 
     def running(self):
         return self.filter(status=JobStatus.RUNNING)
@@ -52,82 +42,6 @@ class JobQuerySet(models.QuerySet):
         qs = self.filter(status=JobStatus.RUNNING, claimed_by=worker_id)
         return qs if attempt is None else qs.filter(attempts=attempt)
 
-    # --- transitions ----------------------------------------------------------------------
-    def claim(self, worker_id: str, now: datetime, lease: timedelta) -> int:
-        """Mark READY rows RUNNING for ``worker_id``; each claim counts as an attempt."""
-        return self.filter(status=JobStatus.READY).update(**claim_values(worker_id, now, lease))
-
-    def mark_succeeded(self, now: datetime, return_value) -> int:
-        return self.update(
-            status=JobStatus.SUCCESSFUL,
-            return_value=return_value,
-            finished_at=now,
-            lease_expires_at=None,
-        )
-
-    def mark_failed(self, now: datetime, error: dict) -> int:
-        return self.update(
-            status=JobStatus.FAILED,
-            finished_at=now,
-            lease_expires_at=None,
-            errors=AppendJSON("errors", error),
-        )
-
-    def retry_later(self, run_after: datetime, error: dict) -> int:
-        """Put failed attempts back in the queue for another attempt at ``run_after``."""
-        return self.update(
-            status=JobStatus.READY,
-            run_after=run_after,
-            claimed_by=None,
-            lease_expires_at=None,
-            errors=AppendJSON("errors", error),
-        )
-
-    def snooze(self, run_after: datetime) -> int:
-        """Put running jobs back in the queue until ``run_after``; the attempt is given back."""
-        return self.update(
-            status=JobStatus.READY,
-            run_after=run_after,
-            claimed_by=None,
-            lease_expires_at=None,
-            max_attempts=F("max_attempts") + 1,
-        )
-
-    def mark_cancelled(self, now: datetime, error: dict) -> int:
-        return self.update(
-            status=JobStatus.CANCELLED,
-            finished_at=now,
-            lease_expires_at=None,
-            errors=AppendJSON("errors", error),
-        )
-
-    def requeue(self) -> int:
-        """Hand running jobs back to the queue without recording a failure (shutdown).
-
-        Jobs whose cancellation was requested end CANCELLED instead.
-        """
-        running = self.filter(status=JobStatus.RUNNING)
-        running.filter(cancel_requested_at__isnull=False).mark_cancelled(
-            Now(), cancelled_entry("cancelled while its worker shut down")
-        )
-        return running.update(status=JobStatus.READY, claimed_by=None, lease_expires_at=None)
-
-    def renew_leases(self, lease: timedelta) -> int:
-        """Push the leases back to ``lease`` from now, by the database's clock."""
-        return self.update(lease_expires_at=lease_deadline(lease))
-
-    def cancel(self, now: datetime) -> int:
-        """Cancel jobs that have not started (see ``request_cancel`` for running ones)."""
-        return self.filter(status__in=(JobStatus.READY, JobStatus.BLOCKED)).mark_cancelled(
-            now, cancelled_entry("cancelled before it started")
-        )
-
-    def request_cancel(self, now: datetime) -> int:
-        """Flag running jobs for cancellation; their worker stops them."""
-        return self.filter(status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(
-            cancel_requested_at=now
-        )
-
     def cancel_requested(self):
         return self.filter(cancel_requested_at__isnull=False)
 
@@ -137,17 +51,6 @@ class JobQuerySet(models.QuerySet):
             self.exclude(status__in=states)
             .filter(Q(unique_until__isnull=True) | Q(unique_until__lte=now))
             .update(unique_key=None)
-        )
-
-    def retry(self, now: datetime) -> int:
-        """Run failed or cancelled jobs again, with a fresh attempt budget."""
-        return self.filter(status__in=(JobStatus.FAILED, JobStatus.CANCELLED)).update(
-            status=JobStatus.READY,
-            run_after=now,
-            finished_at=None,
-            max_attempts=F("attempts") + F("max_attempts"),
-            claimed_by=None,
-            cancel_requested_at=None,
         )
 
 

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from django_jobs import workflows
+from django_jobs.jobs import flows
 from django_jobs.jobs.models import Job, JobQuerySet, Queue, Worker
 from django_jobs.jobs.status import FINISHED, JobStatus
 
@@ -41,7 +41,7 @@ def cancel_jobs(jobs: JobQuerySet) -> int:
         cancelled = jobs.cancel(now)
         ended = jobs.model.objects.using(jobs.db).filter(pk__in=steps, status=JobStatus.CANCELLED)
         ended = [(job, JobStatus.CANCELLED) for job in ended.only("pk")]
-        activated = workflows.ended(jobs.db, ended)
+        activated = flows.ended(jobs.db, ended)
     if activated:
         _publish(activated)
     return cancelled + jobs.request_cancel(now)

@@ -11,9 +11,7 @@ import hashlib
 import json
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
-
-from django_jobs.exceptions import InvalidTaskOptions, JobsError
+from django_jobs.exceptions import InvalidTaskOptions
 
 #: Inserts tried before giving up (each failure means another transaction moved the key).
 ATTEMPTS = 5
@@ -35,28 +33,3 @@ def job_key(task, args, kwargs, backend: str) -> str | None:
 
 def key_until(task, now: datetime) -> datetime | None:
     return now + timedelta(seconds=task.unique_for) if task.unique_for else None
-
-
-def insert(job, database: str, states, now: datetime):
-    """Insert ``job`` unless a job holding its key covers it; return that job, or None.
-
-    Runs in a savepoint, so it works inside the caller's transaction.
-    """
-    from django_jobs.jobs.models import Job
-
-    jobs = Job.objects.using(database)
-    error = None
-    for _ in range(ATTEMPTS):
-        try:
-            with transaction.atomic(using=database):
-                job.save(using=database, force_insert=True)
-            return None
-        except IntegrityError as e:
-            error = e
-            holder = jobs.filter(unique_key=job.unique_key).first()
-            if holder is None:
-                continue  # the holder's transaction rolled back, or it was just released
-            if holder.holds_key(states, now):
-                return holder
-            jobs.filter(pk=holder.pk, unique_key=job.unique_key).release_key(states, now)
-    raise JobsError(f"could not enqueue unique job {job.task_path}: its key kept moving") from error

@@ -1,106 +1,156 @@
-"""Write many attempts' outcomes at once: successes in one statement, failures one by one."""
+"""Record what attempts produced: the one path from an ``Outcome`` to the job transitions.
 
-import json
+The worker's completer thread calls ``record_many`` with each batch; the tests call it too
+(``run_attempt``). Successes are written in one statement per batch, failures one by one after
+the retry policy chose their verdict: back in the queue after a backoff, FAILED, CANCELLED, or
+snoozed. Every write is fenced by (worker, attempt): an attempt whose lease was lost, its job
+handed to another worker, has its outcome dropped instead of overwriting the newer one. A
+workflow step's final outcome and the start of its next steps commit together.
+"""
+
+import logging
+import traceback
 from collections.abc import Sequence
 from contextlib import nullcontext
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db import connections, transaction
+from django.db import close_old_connections, transaction
+from django.utils import timezone
 
-from django_jobs import workflows
-from django_jobs.jobs.models import Job
-from django_jobs.jobs.status import JobStatus
+from django_jobs.exceptions import Discard, JobCancelled, Snooze
+from django_jobs.jobs import flows, transitions
+from django_jobs.jobs.status import JobStatus, error_entry
 from django_jobs.tasks_api import TaskResultStatus
-from django_jobs.worker.execution import Outcome, record
+from django_jobs.worker.execution import Attempt, Outcome, execute
+
+logger = logging.getLogger(__name__)
 
 
 def record_many(outcomes: Sequence[Outcome], database: str, now: datetime) -> None:
-    """Record a batch of outcomes, each fenced by its worker and attempt."""
-    successes = [o for o in outcomes if o.error is None and not o.written]
+    """Record a batch of outcomes; an outcome already recorded (a retried batch) is skipped."""
+    pending = [o for o in outcomes if not o.attempt.outcome]
+    successes = [o for o in pending if o.error is None and not o.written]
     if successes:
-        # Workflow steps: their next steps start in the same transaction (see ``workflows``).
-        steps = [o for o in successes if o.attempt.job.workflow_id]
-        with transaction.atomic(using=database) if steps else nullcontext():
-            written = mark_succeeded_many(database, successes, now)
-            for outcome in steps:
-                if outcome.attempt.job.pk in written:
-                    outcome.attempt.activated = workflows.ended(
-                        database, [(outcome.attempt.job, JobStatus.SUCCESSFUL)]
-                    )
-        for outcome in successes:
+        _record_successes(successes, database, now)
+    for outcome in pending:
+        if outcome.error is not None:
+            _record_failure(outcome, database, now)
+        elif outcome.written:
+            outcome.attempt.finish(TaskResultStatus.SUCCESSFUL, outcome.value)
+
+
+def record(outcome: Outcome, now: datetime | None = None) -> None:
+    """Record one outcome."""
+    record_many([outcome], outcome.attempt.backend.database, now or timezone.now())
+
+
+def run_attempt(attempt: Attempt, call) -> Attempt:
+    """Run a claimed job and record what happened, in the calling thread."""
+    try:
+        record(execute(attempt, call))
+        return attempt
+    finally:
+        close_old_connections()
+
+
+def _record_successes(successes: Sequence[Outcome], database: str, now: datetime) -> None:
+    done = [
+        (o.attempt.job.pk, o.attempt.worker_id, o.attempt.job.attempts, o.value) for o in successes
+    ]
+    steps = [o for o in successes if o.attempt.job.workflow_id]
+    # Workflow steps: their next steps start in the same transaction (see ``jobs.flows``).
+    with transaction.atomic(using=database) if steps else nullcontext():
+        written = transitions.succeed_many(database, done, now)
+        for outcome in steps:
             if outcome.attempt.job.pk in written:
-                outcome.attempt.finish(TaskResultStatus.SUCCESSFUL, outcome.value)
-            else:
-                outcome.attempt.lost()
-    for outcome in outcomes:
-        if outcome.error is not None or outcome.written:
-            record(outcome, now)
+                outcome.attempt.activated = flows.ended(
+                    database, [(outcome.attempt.job, JobStatus.SUCCESSFUL)]
+                )
+    for outcome in successes:
+        if outcome.attempt.job.pk in written:
+            outcome.attempt.finish(TaskResultStatus.SUCCESSFUL, outcome.value)
+        else:
+            outcome.attempt.lost()
 
 
-def mark_succeeded_many(database: str, outcomes: Sequence[Outcome], now: datetime) -> set:
-    """Mark jobs SUCCESSFUL with their return values; return the pks actually written."""
-    connection = connections[database]
-    if connection.vendor == "postgresql":
-        return _mark_succeeded_values(connection, outcomes, now)
-    return _mark_succeeded_case(connection, outcomes, now)
-
-
-def _mark_succeeded_values(connection, outcomes: Sequence[Outcome], now: datetime) -> set:
-    # One UPDATE … FROM (VALUES …): the fence (worker, attempt, RUNNING) is in the join, and
-    # RETURNING says which rows this worker still owned.
-    table = Job._meta.db_table
-    rows = ", ".join(["(%s::uuid, %s, %s::int, %s::jsonb)"] * len(outcomes))
-    params: list = [now]
-    for outcome in outcomes:
-        attempt = outcome.attempt
-        params += [attempt.job.pk, attempt.worker_id, attempt.job.attempts]
-        params.append(json.dumps(outcome.value))
-    sql = (
-        f"UPDATE {table} AS j SET status = 'SUCCESSFUL', return_value = v.value, "  # noqa: S608
-        f"finished_at = %s, lease_expires_at = NULL FROM (VALUES {rows}) "
-        "AS v(id, worker, attempts, value) WHERE j.id = v.id AND j.claimed_by = v.worker "
-        "AND j.attempts = v.attempts AND j.status = 'RUNNING' RETURNING j.id"
+def _record_failure(outcome: Outcome, database: str, now: datetime) -> None:
+    """Apply the retry policy: back in the queue after a backoff, FAILED or CANCELLED."""
+    attempt, exc = outcome.attempt, outcome.error
+    if isinstance(exc, Snooze) and not attempt.cancelled.is_set():
+        _snooze(attempt, exc.seconds, now)
+        return
+    cls = type(exc)
+    error = error_entry(
+        f"{cls.__module__}.{cls.__qualname__}",
+        "".join(traceback.format_exception(exc)),
+        attempt.job.attempts,
+        attempt.worker_id,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {row[0] for row in cursor.fetchall()}
+    task, job = attempt.task, attempt.job
+    if attempt.cancelled.is_set() or isinstance(exc, JobCancelled | Discard):
+        verdict, write = "cancelled", lambda held: held.mark_cancelled(now, error)
+    elif (
+        outcome.retry
+        and task is not None
+        and task.should_retry(exc, job.attempts, job.max_attempts)
+    ):
+        run_after = now + task.retry_delay(job.attempts)
+        verdict, write = "retry", lambda held: held.retry_later(run_after, error)
+    else:
+        verdict, write = "failed", lambda held: held.mark_failed(now, error)
+    final = {"cancelled": JobStatus.CANCELLED, "failed": JobStatus.FAILED}.get(verdict)
+    if not _write(attempt, database, write, final):
+        attempt.lost()
+        return
+    if verdict == "retry":
+        job.run_after = run_after  # the broker republishes it for that time
+    logger.log(
+        logging.ERROR if verdict == "failed" else logging.WARNING,
+        "job %s job_id=%s task=%s attempt=%s/%s error=%s",
+        verdict,
+        job.pk,
+        job.task_path,
+        job.attempts,
+        job.max_attempts,
+        error["exception_class_path"],
+    )
+    job.errors = [*job.errors, error]
+    if verdict == "retry":
+        attempt.finish(TaskResultStatus.READY, None)
+        return
+    # Django's task_finished receiver logs the failure with sys.exc_info(): send it while the
+    # task's exception is the one being handled, with the task's traceback.
+    traceback_ = exc.__traceback__
+    try:
+        raise exc
+    except BaseException:  # noqa: BLE001
+        exc.__traceback__ = traceback_
+        attempt.finish(TaskResultStatus.FAILED, None)
 
 
-def _mark_succeeded_case(connection, outcomes: Sequence[Outcome], now: datetime) -> set:
-    # SQLite/MySQL: one UPDATE, return values by CASE, each row fenced by (id, attempt) and
-    # the batch's single worker. If fewer rows changed than asked, ask which ones did.
-    by_worker: dict[str, list[Outcome]] = {}
-    for outcome in outcomes:
-        by_worker.setdefault(outcome.attempt.worker_id, []).append(outcome)
-    written = set()
-    for worker_id, batch in by_worker.items():
-        written |= _mark_worker_batch(connection, worker_id, batch, now)
+def _snooze(attempt: Attempt, seconds: float, now: datetime) -> None:
+    """Queue the job again ``seconds`` from now; the attempt does not count."""
+    run_after = now + timedelta(seconds=seconds)
+    if not _write(attempt, attempt.backend.database, lambda held: held.snooze(run_after)):
+        attempt.lost()
+        return
+    attempt.job.run_after = run_after
+    logger.info(
+        "job snoozed job_id=%s task=%s seconds=%s", attempt.job.pk, attempt.job.task_path, seconds
+    )
+    attempt.finish(TaskResultStatus.READY, None)
+
+
+def _write(attempt: Attempt, database: str, write, final: str | None = None) -> int:
+    """Apply a fenced transition to the attempt's row.
+
+    ``final``: the status a workflow step ends with; its next steps start in the same
+    transaction. Database errors go up to the caller (the completer retries transient ones).
+    """
+    if not (final and attempt.job.workflow_id):
+        return write(attempt.held)
+    with transaction.atomic(using=database):
+        written = write(attempt.held)
+        if written:
+            attempt.activated = flows.ended(database, [(attempt.job, final)])
     return written
-
-
-def _mark_worker_batch(connection, worker_id: str, outcomes: Sequence[Outcome], now) -> set:
-    opts = Job._meta
-    pk_field, value_field = opts.pk, opts.get_field("return_value")
-    finished = opts.get_field("finished_at").get_db_prep_value(now, connection)
-    ids = [pk_field.get_db_prep_value(o.attempt.job.pk, connection) for o in outcomes]
-    cases, case_params, fences, fence_params = [], [], [], []
-    for db_id, outcome in zip(ids, outcomes, strict=True):
-        cases.append("WHEN %s THEN %s")
-        case_params += [db_id, value_field.get_db_prep_save(outcome.value, connection)]
-        fences.append("(id = %s AND attempts = %s)")
-        fence_params += [db_id, outcome.attempt.job.attempts]
-    sql = (
-        f"UPDATE {opts.db_table} SET status = 'SUCCESSFUL', finished_at = %s, "  # noqa: S608
-        f"lease_expires_at = NULL, return_value = CASE id {' '.join(cases)} END "
-        f"WHERE status = 'RUNNING' AND claimed_by = %s AND ({' OR '.join(fences)})"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [finished, *case_params, worker_id, *fence_params])
-        changed = cursor.rowcount
-    pks = [o.attempt.job.pk for o in outcomes]
-    if changed == len(outcomes):
-        return set(pks)
-    mine = Job.objects.using(connection.alias).filter(
-        pk__in=pks, status=JobStatus.SUCCESSFUL, claimed_by=worker_id, finished_at=now
-    )
-    return set(mine.values_list("pk", flat=True))

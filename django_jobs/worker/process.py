@@ -6,21 +6,24 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
+from functools import partial
 
 from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 
 from django_jobs import registry
-from django_jobs.db.reconnect import call_reconnecting, claim_reconnecting
+from django_jobs.db.reconnect import call_reconnecting
 from django_jobs.db.transient import SERVICE_ERRORS, is_transient
 from django_jobs.exceptions import BrokerUnavailable, JobCancelled, JobTimeout
-from django_jobs.jobs import leases, operations, rollup
+from django_jobs.jobs import operations
+from django_jobs.jobs.claims import claim_reconnecting
 from django_jobs.jobs.models import Job
 from django_jobs.tasks_api import TaskResultStatus, task_backends
 from django_jobs.worker import registration
 from django_jobs.worker.completer import Completer
 from django_jobs.worker.execution import Attempt, Outcome
+from django_jobs.worker.heartbeat import Heartbeat
 from django_jobs.worker.pool import Pool
 
 logger = logging.getLogger(__name__)
@@ -32,8 +35,6 @@ EXIT_LOST = 70
 #: Exit status of a worker stopped by an error retrying cannot mend (sysexits' EX_CONFIG): bad
 #: SQL, a missing table or column, a task module that cannot load. The supervisor gives up.
 EXIT_FATAL = 78
-#: How often a worker rolls finished jobs up into the per-minute counters.
-ROLLUP_EVERY = 60.0
 
 
 class WorkerProcess:
@@ -76,9 +77,7 @@ class WorkerProcess:
         self.finished = threading.Event()
         #: Set while lease renewals fail: claim nothing that could not be renewed.
         self.renewals_failing = threading.Event()
-        self.heartbeat = threading.Thread(
-            target=self._heartbeat, name="django-jobs-heartbeat", daemon=True
-        )
+        self.heartbeat = Heartbeat(self)
         self.force = False
         self.exit_code = 0
         self._db_failures = 0
@@ -96,6 +95,8 @@ class WorkerProcess:
             ",".join(self.queues) or "*",
             self.concurrency,
         )
+        if hasattr(self.broker, "write_note"):  # a broker with something to tell operators
+            self.broker.write_note = partial(registration.set_note, self.database)
         self.broker.set_paused(operations.paused_queues(self.database))
         self.broker.listen(self.wake, self.queues)
         try:  # repair the broker now (e.g. Redis restarted empty), not a heartbeat later
@@ -188,6 +189,11 @@ class WorkerProcess:
         self.exit_code = EXIT_FATAL
         self.stop()
 
+    def leases_lost(self) -> None:
+        """Heartbeats kept failing past the lease: stop at once, the jobs are gone."""
+        self.exit_code = EXIT_LOST
+        self.stop(force=True)
+
     def stop(self, force: bool = False) -> None:
         self.force = self.force or force
         self.stopping.set()
@@ -227,50 +233,6 @@ class WorkerProcess:
             self.exit_code = EXIT_REPLACE
             self.stop()
 
-    # --- heartbeat ------------------------------------------------------------------------
-    def _heartbeat(self) -> None:
-        interval = self.options.heartbeat_interval
-        last_ok = next_rollup = time.monotonic()
-        # Not until ``stopping``: a draining worker's jobs still run, and keep their leases.
-        while not self.finished.wait(interval):
-            now = timezone.now()
-            ids = self.pool.running_ids()
-            renewed = self._safely(
-                "heartbeat",
-                leases.renew,
-                self.database,
-                self.worker_id,
-                now,
-                self.options.lease,
-                ids,
-            )
-            if renewed is False:  # row deleted (admin, prune-workers): write it again, same id
-                renewed = self._safely("re-register", self._register_again)
-            if renewed:
-                last_ok = time.monotonic()
-            if renewed is None:
-                self.renewals_failing.set()
-            else:
-                self.renewals_failing.clear()
-            self._check_cancelled(ids)
-            self._safely("rescue", self._rescue, now)
-            self._safely("sweep", self.broker.sweep, now, interval)
-            paused = self._safely("paused queues", operations.paused_queues, self.database)
-            if paused is not None:
-                self.broker.set_paused(paused)
-            next_rollup = self._rollup(now, next_rollup)
-            silent = time.monotonic() - last_ok
-            if silent > self.options.lease_seconds - interval:
-                logger.error(
-                    "heartbeats failing for %.0fs, leases lost; stopping worker=%s",
-                    silent,
-                    self.worker_id,
-                )
-                self.exit_code = EXIT_LOST
-                self.stop(force=True)
-                break
-        connections[self.database].close()
-
     def _register(self) -> str:
         """Write this process's Worker row: at start, or again if it was deleted (same id)."""
         return registration.register(
@@ -283,47 +245,6 @@ class WorkerProcess:
             started_at=self.started_at,
             note=self.broker.note,
         )
-
-    def _register_again(self) -> bool:
-        self._register()
-        logger.warning("worker row was deleted, registered again worker=%s", self.worker_id)
-        return True
-
-    def _rescue(self, now: datetime) -> int:
-        return leases.rescue_expired(self.database, now, requeued=self.broker.publish)
-
-    def _check_cancelled(self, ids) -> None:
-        """Pass cancellation requests on to running jobs (one query per heartbeat)."""
-        cancelled = self._safely(
-            "cancel check", leases.cancel_requested, self.database, self.worker_id, ids
-        )
-        if cancelled:
-            self.pool.request_cancel(cancelled, time.monotonic())
-            self.wake.set()  # enforce a zero grace period at once
-
-    def _safely(self, what: str, func, *args):
-        """Call a housekeeping query; on a database or broker error log it, return None."""
-        try:
-            return call_reconnecting(self.database, func, *args, tries=3, pause=0.1)
-        except SERVICE_ERRORS as e:
-            connections[self.database].close()
-            if not is_transient(e):
-                self._fatal(what, e)
-                return None
-            logger.warning("%s failed worker=%s error=%r", what, self.worker_id, e)
-            return None
-
-    def _rollup(self, now: datetime, due: float) -> float:
-        """Roll up an hour of counters at most when due; return when it is due next."""
-        if time.monotonic() < due:
-            return due
-        try:
-            caught_up = rollup.rollup(self.database, now, limit=timedelta(hours=1))
-        except (DatabaseError, InterfaceError) as e:
-            logger.warning("rollup failed worker=%s error=%r", self.worker_id, e)
-            return time.monotonic() + ROLLUP_EVERY
-        behind = caught_up < rollup.floor_minute(now - rollup.LAG)
-        return time.monotonic() + (0 if behind else ROLLUP_EVERY)
 
     # --- shutdown -------------------------------------------------------------------------
     def _drain(self) -> None:

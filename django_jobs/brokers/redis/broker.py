@@ -18,13 +18,12 @@ from functools import partial
 import redis
 from django.db import DatabaseError, InterfaceError, transaction
 
-from django_jobs.brokers.database import claim_ids
+from django_jobs.brokers.gated import GatedClaims
 from django_jobs.brokers.redis.store import Entry, Store, epoch_ms
 from django_jobs.brokers.redis.sweep import Sweeper
 from django_jobs.conf import JobsOptions
-from django_jobs.db.reconnect import claim_reconnecting
 from django_jobs.exceptions import BrokerUnavailable
-from django_jobs.jobs.limits import GatedClaims
+from django_jobs.jobs.claims import claim_ids, claim_reconnecting
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +125,16 @@ class RedisBroker:
                 self.database,
                 worker_id,
                 now,
-                partial(claim_ids, self.database, self.alias, ids, worker_id, now, self.options),
+                partial(
+                    claim_ids,
+                    self.database,
+                    self.alias,
+                    ids,
+                    worker_id,
+                    now,
+                    self.options.lease,
+                    self.options.relaxed_commits,
+                ),
             )
         except (DatabaseError, InterfaceError):
             # The rows were not claimed: let the next sweep put the ids back at once, instead
