@@ -17,9 +17,11 @@ from django_jobs.signatures import check_call
 from django_jobs.tasks import JobTask
 from django_jobs.tasks_api import (
     BaseTaskBackend,
+    InvalidTaskBackend,
     TaskError,
     TaskResult,
     TaskResultDoesNotExist,
+    task_backends,
     task_enqueued,
 )
 
@@ -233,3 +235,19 @@ class JobsBackend(BaseTaskBackend):
         from django_jobs.checks.settings import check_backend
 
         return check_backend(self)
+
+
+def jobs_backend(alias: str) -> JobsBackend:
+    """The backend ``TASKS[alias]``; ``InvalidTaskBackend`` if it is missing or not ours."""
+    backend = task_backends[alias]
+    if not isinstance(backend, JobsBackend):
+        raise InvalidTaskBackend(f"TASKS[{alias!r}] is not a django_jobs.backend.JobsBackend.")
+    return backend
+
+
+def default_jobs_backend() -> JobsBackend | None:
+    """``default`` if it is ours, else the first of ours in TASKS (what the console shows)."""
+    for alias in ["default", *task_backends.settings]:
+        if alias in task_backends.settings and isinstance(task_backends[alias], JobsBackend):
+            return task_backends[alias]
+    return None

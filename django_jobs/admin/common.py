@@ -4,18 +4,7 @@ from datetime import timedelta
 
 from django.contrib import admin
 
-from django_jobs.tasks_api import task_backends
-
-
-def jobs_backend():
-    """The backend whose jobs the console shows: ``default`` if it is ours, else the first."""
-    from django_jobs.backend import JobsBackend
-
-    aliases = ["default", *task_backends.settings]
-    for alias in aliases:
-        if alias in task_backends.settings and isinstance(task_backends[alias], JobsBackend):
-            return task_backends[alias]
-    return None
+from django_jobs.backend import default_jobs_backend as jobs_backend
 
 
 def database() -> str:

@@ -22,6 +22,7 @@ from itertools import islice
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
+from django.db import models
 
 from django_jobs.exceptions import InvalidSchedule
 
@@ -181,10 +182,12 @@ class Timing:
         return list(islice(self.after(after), count))
 
 
-class MissedRuns:
-    SKIP = "skip"
-    LATEST = "latest"
-    ALL = "all"
+class MissedRuns(models.TextChoices):
+    """What beat does with fire times it missed (it was down)."""
+
+    SKIP = "skip", "Skip missed runs"
+    LATEST = "latest", "Run once for the missed window"
+    ALL = "all", "Run every missed fire time (within the catch-up window)"
 
 
 #: Most runs one schedule enqueues in one go when catching up under the "all" policy.

@@ -11,17 +11,12 @@ from django.db import models
 from django.utils.timezone import now as utc_now
 
 from django_jobs.beat import fire_times
+from django_jobs.beat.fire_times import MissedRuns
 
 #: Columns only the beat writes.
 BEAT_FIELDS = ("next_fire_at", "last_fired_at", "last_job_id", "last_error")
 #: Columns that decide fire times: changing one recomputes ``next_fire_at``.
 TIMING_FIELDS = ("cron", "interval_seconds", "run_at", "timezone", "start_at", "end_at", "enabled")
-
-
-class MissedRuns(models.TextChoices):
-    SKIP = fire_times.MissedRuns.SKIP, "Skip missed runs"
-    LATEST = fire_times.MissedRuns.LATEST, "Run once for the missed window"
-    ALL = fire_times.MissedRuns.ALL, "Run every missed fire time (within the catch-up window)"
 
 
 class ScheduleQuerySet(models.QuerySet):
@@ -160,7 +155,7 @@ class Schedule(models.Model):
         super().clean_fields(exclude=[*(exclude or ()), *wrong])
 
     def clean(self) -> None:
-        """Check every rule of ``schedule_rules`` and report all problems at once."""
+        """Check every rule of ``beat.rules`` and report all problems at once."""
         from django_jobs.beat import rules
 
         rules.validate(self)

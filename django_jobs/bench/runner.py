@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from django_jobs.bench import QUEUE
 from django_jobs.bench.tasks import noop
-from django_jobs.jobs.inserts import insert_jobs
+from django_jobs.jobs.inserts import insert_succeeded
 from django_jobs.jobs.models import Job
 from django_jobs.jobs.status import JobStatus
 
@@ -176,13 +176,11 @@ class Bench:
         task = self.task.using(queue_name="bench-history")
         template = self.backend.build_job(task, (0,), {}, now)
         for start in range(0, count, 50_000):
-            batch = []
-            for i in range(start, min(start + 50_000, count)):
-                job = self.backend.build_job(task, (i,), {}, now, template=template)
-                job.status, job.finished_at, job.return_value = JobStatus.SUCCESSFUL, now, i
-                batch.append(job)
+            numbers = range(start, min(start + 50_000, count))
+            build = self.backend.build_job
+            batch = [build(task, (i,), {}, now, template=template) for i in numbers]
             with transaction.atomic(using=self.database):
-                insert_jobs(self.database, batch)
+                insert_succeeded(self.database, batch, now, numbers)
         self.vacuum()
         self.log(f"added {count:,} finished jobs of history")
 

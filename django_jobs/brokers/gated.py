@@ -42,7 +42,7 @@ class GatedClaims:
         if len(jobs) >= limit:
             return jobs
         try:
-            return jobs + self.claim(
+            return jobs + self.claim_if_due(
                 worker_id, queues, paused, limit - len(jobs), now, lease, len(jobs)
             )
         except (DatabaseError, InterfaceError) as e:
@@ -50,7 +50,7 @@ class GatedClaims:
                 raise
             return limits.kept(jobs, e, self.database)
 
-    def claim(self, worker_id, queues, paused, limit, now, lease, found: int) -> list:
+    def claim_if_due(self, worker_id, queues, paused, limit, now, lease, found: int) -> list:
         """Claim up to ``limit`` gated jobs, if due (``found``: what the ordinary claim got)."""
         clock = time.monotonic()
         if limit <= 0:

@@ -11,8 +11,8 @@ import json
 import logging
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime, timedelta
-from functools import cache
+from datetime import UTC, datetime, timedelta
+from functools import cache, lru_cache
 
 from django.db import DatabaseError, InterfaceError, connections, transaction
 from django.db.models import JSONField
@@ -162,16 +162,44 @@ def stamped(database: str, worker_id: str, now: datetime) -> list[Job]:
 
 def _returning(database, backend, shape, before, after, worker_id, now, lease, relaxed) -> list:
     """PostgreSQL: one UPDATE … WHERE id IN (shape) RETURNING every column."""
-    ready_sql, ready_params = _claimable_sql(database, backend, now)
-    columns, set_params = set_clause(database, claimed(worker_id, now, lease))
-    select = _SELECTS[shape].format(ready=ready_sql)
-    sql = f"UPDATE {TABLE} SET {columns} WHERE id IN ({select}) RETURNING {_returned()[0]}"  # noqa: S608
+    sql, set_params, ready_params = _statement(database, backend, shape, lease)
+    params = [*_bind(set_params, worker_id, now), *before, *_bind(ready_params, worker_id, now)]
     if relaxed:
         relax_commits(database)
     with connections[database].cursor() as cursor:
-        cursor.execute(sql, [*set_params, *before, *ready_params, *after])
+        cursor.execute(sql, [*params, *after])
         rows = cursor.fetchall()
     return [_job_from_row(database, row) for row in rows]
+
+
+#: Stand-ins for a claim's worker and time while its statement is compiled once (the claim is
+#: the hot path; compiling the ORM's SET and WHERE costs ~0.5 ms): ``_bind`` swaps them out.
+_WORKER = "\x00worker\x00"
+_NOW = datetime(1, 1, 1, 0, 0, 0, 424242, tzinfo=UTC)
+_STAND_INS = {_WORKER: "worker", json.dumps(_WORKER): "worker_json"}
+
+
+@lru_cache(maxsize=64)
+def _statement(database: str, backend: str, shape: str, lease: timedelta) -> tuple:
+    """The claim statement of ``shape``, and its parameters with stand-ins."""
+    ready_sql, ready_params = _claimable_sql(database, backend, _NOW)
+    columns, set_params = set_clause(database, claimed(_WORKER, _NOW, lease))
+    select = _SELECTS[shape].format(ready=ready_sql)
+    sql = f"UPDATE {TABLE} SET {columns} WHERE id IN ({select}) RETURNING {_returned()[0]}"  # noqa: S608
+    return sql, tuple(set_params), tuple(ready_params)
+
+
+def _bind(params, worker_id: str, now: datetime) -> list:
+    values = {"worker": worker_id, "worker_json": json.dumps(worker_id)}
+    bound = []
+    for param in params:
+        if isinstance(param, datetime) and param == _NOW:
+            bound.append(now)
+        elif isinstance(param, str) and param in _STAND_INS:
+            bound.append(values[_STAND_INS[param]])
+        else:
+            bound.append(param)
+    return bound
 
 
 def _claimable_sql(database: str, backend: str, now: datetime) -> tuple[str, list]:

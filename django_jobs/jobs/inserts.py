@@ -80,6 +80,15 @@ def _json(value):
     return json.dumps(value)
 
 
+def insert_succeeded(database: str, jobs: Sequence, now: datetime, values: Sequence) -> None:
+    """Insert jobs that already ran, SUCCESSFUL with ``values`` (a benchmark's long history)."""
+    from django_jobs.jobs.status import JobStatus
+
+    for job, value in zip(jobs, values, strict=True):
+        job.status, job.finished_at, job.return_value = JobStatus.SUCCESSFUL, now, value
+    insert_jobs(database, jobs)
+
+
 def insert_workflow(database: str, workflow, jobs: Sequence) -> list:
     """Insert a workflow and its steps in one transaction; return the steps that are READY.
 

@@ -104,7 +104,7 @@ class Outcome:
 
 
 def execute(attempt: Attempt, call) -> Outcome:
-    """Run a claimed job with ``call(task, args, kwargs)``; write nothing (see ``record``)."""
+    """Run a claimed job with ``call(task, args, kwargs)``; write nothing (``outcomes`` does)."""
     try:
         attempt.prepare()
     except Exception as e:  # noqa: BLE001  (a bad row fails alone, never the worker)

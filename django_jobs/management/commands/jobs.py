@@ -12,8 +12,8 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_jobs import backend as backends
 from django_jobs import registry
-from django_jobs.backend import JobsBackend
 from django_jobs.exceptions import JobsError, UnknownTask
 from django_jobs.jobs import operations, selection
 from django_jobs.jobs.status import JobStatus
@@ -180,11 +180,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, action, backend, **options):
         try:
-            jobs_backend = task_backends[backend]
+            jobs_backend = backends.jobs_backend(backend)
         except InvalidTaskBackend as e:
             raise bad_arguments(str(e)) from e
-        if not isinstance(jobs_backend, JobsBackend):
-            raise bad_arguments(f"TASKS[{backend!r}] is not a django_jobs.backend.JobsBackend.")
         database = jobs_backend.jobs_options.database
         if action == "stats":
             self.stdout.write(json.dumps(operations.stats(database), indent=2))

@@ -2,9 +2,10 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from django_jobs import backend as backends
 from django_jobs.backend import JobsBackend
 from django_jobs.beat.loop import Beat
-from django_jobs.tasks_api import InvalidTaskBackend, task_backends
+from django_jobs.tasks_api import InvalidTaskBackend
 
 
 def positive_seconds(value: str) -> float:
@@ -15,14 +16,11 @@ def positive_seconds(value: str) -> float:
 
 
 def jobs_backend(alias: str) -> JobsBackend:
-    """Return the JobsBackend named ``alias`` or raise CommandError."""
+    """The JobsBackend named ``alias``, or a CommandError saying why not."""
     try:
-        backend = task_backends[alias]
+        return backends.jobs_backend(alias)
     except InvalidTaskBackend as e:
         raise CommandError(str(e)) from e
-    if not isinstance(backend, JobsBackend):
-        raise CommandError(f"TASKS[{alias!r}] is not a django_jobs.backend.JobsBackend.")
-    return backend
 
 
 class Command(BaseCommand):
