@@ -4,8 +4,8 @@ configured propagator), so the trace of the request that enqueued a job continue
 attempt of it, retries included.
 
 Optional: without ``opentelemetry-api`` (the ``otel`` extra) every helper does nothing. With
-the API but no tracer provider configured, spans are OpenTelemetry's no-op ones and no context
-is stored.
+the API but no tracer provider configured, no span is started and no context stored; a job
+that holds one (enqueued by a traced process) still runs with it as the current context.
 """
 
 import logging
@@ -15,8 +15,11 @@ from contextlib import contextmanager
 from django_jobs.exceptions import Discard, JobCancelled, Snooze
 
 try:
+    from opentelemetry import context as otel_context
     from opentelemetry import propagate, trace
     from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    _NO_OP = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 except ImportError:  # the "otel" extra is not installed: nothing is traced
     trace = None
 
@@ -29,14 +32,28 @@ logger = logging.getLogger(__name__)
 
 
 def _tracer():
-    # Looked up each time: a tracer taken before the provider is set would stay a no-op one.
-    return trace.get_tracer(SYSTEM)
+    """Our tracer from the configured provider; None while no provider is (spans would be
+    no-ops: skipping them keeps an untraced enqueue or attempt at no cost)."""
+    global _cached
+    if trace is None:
+        return None
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, _NO_OP):
+        return None
+    # Taken again when the provider changes (tests set theirs, and take it back).
+    if _cached[0] is not provider:
+        _cached = (provider, provider.get_tracer(SYSTEM))
+    return _cached[1]
+
+
+_cached: tuple = (None, None)
 
 
 @contextmanager
 def enqueue_span(jobs: Sequence, name: str = "") -> Iterator[None]:
     """Trace enqueuing ``jobs`` (one span) and store its context on each job, unsaved yet."""
-    if trace is None or not jobs:
+    tracer = _tracer()
+    if tracer is None or not jobs:
         yield
         return
     attributes = {"messaging.system": SYSTEM, "messaging.operation.type": "send"}
@@ -45,7 +62,7 @@ def enqueue_span(jobs: Sequence, name: str = "") -> Iterator[None]:
     else:
         attributes["messaging.batch.message_count"] = len(jobs)
     name = name or f"enqueue {jobs[0].task_path}"
-    with _tracer().start_as_current_span(name, kind=SpanKind.PRODUCER, attributes=attributes):
+    with tracer.start_as_current_span(name, kind=SpanKind.PRODUCER, attributes=attributes):
         found = context()
         for job in jobs:
             job.trace_context = dict(found) if found else None
@@ -70,8 +87,10 @@ def note_duplicate(holder) -> None:
 @contextmanager
 def attempt_span(job, worker_id: str) -> Iterator[None]:
     """Trace one attempt of ``job``, as a child of the context its enqueue stored."""
-    if trace is None:
-        yield
+    tracer = _tracer()
+    if tracer is None:
+        with _continued(job.trace_context):
+            yield
         return
     parent = propagate.extract(job.trace_context) if job.trace_context else None
     attributes = {
@@ -81,7 +100,7 @@ def attempt_span(job, worker_id: str) -> Iterator[None]:
         "django_jobs.attempt": job.attempts,
         "django_jobs.worker_id": worker_id,
     }
-    with _tracer().start_as_current_span(
+    with tracer.start_as_current_span(
         f"run {job.task_path}",
         context=parent,
         kind=SpanKind.CONSUMER,
@@ -91,6 +110,20 @@ def attempt_span(job, worker_id: str) -> Iterator[None]:
         set_status_on_exception=False,
     ):
         yield
+
+
+@contextmanager
+def _continued(trace_context: dict | None) -> Iterator[None]:
+    """Make the enqueuer's context current (no span of ours): the task's code still passes the
+    trace on, e.g. in the headers of the requests it makes."""
+    if trace is None or not trace_context:
+        yield
+        return
+    token = otel_context.attach(propagate.extract(trace_context))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def end_attempt(error: BaseException | None, cancelled: bool = False) -> None:
