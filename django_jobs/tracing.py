@@ -92,7 +92,7 @@ def attempt_span(job, worker_id: str) -> Iterator[None]:
         with _continued(job.trace_context):
             yield
         return
-    parent = propagate.extract(job.trace_context) if job.trace_context else None
+    parent = _extract(job.trace_context)
     attributes = {
         "messaging.system": SYSTEM,
         "messaging.operation.type": "process",
@@ -116,10 +116,10 @@ def attempt_span(job, worker_id: str) -> Iterator[None]:
 def _continued(trace_context: dict | None) -> Iterator[None]:
     """Make the enqueuer's context current (no span of ours): the task's code still passes the
     trace on, e.g. in the headers of the requests it makes."""
-    if trace is None or not trace_context:
+    if trace is None or not isinstance(trace_context, dict):
         yield
         return
-    token = otel_context.attach(propagate.extract(trace_context))
+    token = otel_context.attach(_extract(trace_context))
     try:
         yield
     finally:
@@ -133,21 +133,33 @@ def end_attempt(error: BaseException | None, cancelled: bool = False) -> None:
     span = trace.get_current_span()
     if not span.is_recording():
         return
-    if error is None:
-        span.set_attribute("django_jobs.outcome", "successful")
-        return
-    if isinstance(error, Snooze) and not cancelled:
-        span.set_attribute("django_jobs.outcome", "snoozed")
-        return
-    cancel = cancelled or isinstance(error, JobCancelled | Discard)
-    span.set_attribute("django_jobs.outcome", "cancelled" if cancel else "failed")
-    span.record_exception(error)
-    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+    try:
+        if error is None:
+            span.set_attribute("django_jobs.outcome", "successful")
+        elif isinstance(error, Snooze) and not cancelled:
+            span.set_attribute("django_jobs.outcome", "snoozed")
+        else:
+            cancel = cancelled or isinstance(error, JobCancelled | Discard)
+            span.set_attribute("django_jobs.outcome", "cancelled" if cancel else "failed")
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+    except Exception:  # noqa: BLE001  (tracing never changes a job's outcome)
+        logger.exception("could not record the attempt on its span")
+
+
+def _extract(trace_context):
+    """The context stored on a row; without one (or with anything but a dict: a row written by
+    hand must not fail its job) an empty context, so the attempt starts a trace of its own."""
+    if isinstance(trace_context, dict):
+        return propagate.extract(trace_context)
+    return otel_context.Context()
 
 
 def trace_id(trace_context: dict | None) -> str | None:
     """The trace id in a stored context's ``traceparent`` (``00-<trace id>-<span id>-01``)."""
-    parts = (trace_context or {}).get("traceparent", "").split("-")
+    if not isinstance(trace_context, dict):
+        return None
+    parts = str(trace_context.get("traceparent", "")).split("-")
     return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
 
 

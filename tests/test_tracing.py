@@ -192,6 +192,21 @@ def test_a_workflow_enqueue_is_one_span_shared_by_its_steps(spans):
     assert [stored_ids(step) for step in steps] == [hex_ids(enqueue)] * 2
 
 
+@pytest.mark.parametrize("stored", [None, "not a context", {"traceparent": "00-nonsense"}])
+def test_a_job_without_a_usable_context_runs_in_a_trace_of_its_own(spans, stored):
+    # Given a job whose row holds no trace context, or one written by hand that is not one
+    result = tasks.add.enqueue(1, 2)
+    Job.objects.filter(pk=result.id).update(trace_context=stored)
+    # When it runs, even inside some other span of the worker's thread
+    with trace.get_tracer("tests").start_as_current_span("unrelated"):
+        run_next_attempt(result)
+    # Then it succeeds, its attempt span the root of a new trace
+    assert Job.objects.get(pk=result.id).status == JobStatus.SUCCESSFUL
+    [attempt] = named(spans, "run tests.tasks.add")
+    assert attempt.parent is None
+    assert attempt.attributes["django_jobs.outcome"] == "successful"
+
+
 def test_a_unique_call_finding_its_key_held_says_so_on_its_span(spans):
     # Given a unique job already enqueued
     first = tasks.unique_add.enqueue(1, 2)
