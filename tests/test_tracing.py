@@ -320,17 +320,17 @@ def test_without_opentelemetry_installed_nothing_is_traced_and_jobs_run():
 
 
 @pytest.mark.processes
-def test_a_runworker_process_continues_the_trace_retries_included(spans, tmp_path):
+def test_a_runworker_process_continues_the_trace_retries_included(spans, tmp_path, backend_alias):
     # Given, in a request's trace, a job failing its first attempt and an async job
     with trace.get_tracer("tests").start_as_current_span("GET /signup") as request:
-        flaky = tasks.fails_until.enqueue(succeed_on=2)
-        coroutine = tasks.async_current_span_ids.enqueue()
+        flaky = tasks.fails_until.using(backend=backend_alias).enqueue(succeed_on=2)
+        coroutine = tasks.async_current_span_ids.using(backend=backend_alias).enqueue()
     trace_id = hex_ids(request)[0]
     [enqueue_flaky] = named(spans, "enqueue tests.tasks.fails_until")
     # When a real burst worker, exporting its spans to a file, runs them
     trace_file = tmp_path / "spans.jsonl"
     env = process_env(JOBS_TRACE_FILE=str(trace_file))
-    worker = WorkerHandle(["--burst"], env, tmp_path / "worker.log")
+    worker = WorkerHandle(["--burst", "--backend", backend_alias], env, tmp_path / "worker.log")
     try:
         assert worker.wait(60) == 0, worker.output()
     finally:
