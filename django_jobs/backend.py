@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+from django_jobs import tracing
 from django_jobs.conf import JobsOptions
 from django_jobs.exceptions import DuplicateJob
 from django_jobs.jobs import limits, unique
@@ -56,13 +57,15 @@ class JobsBackend(BaseTaskBackend):
         A unique task whose key is held returns the holder's result (or raises DuplicateJob).
         """
         job = self.build_job(task, args, kwargs)
-        if job.unique_key:
-            duplicate = insert_unique(job, self.database, task.unique_states, job.enqueued_at)
-            if duplicate is not None:
-                return self._duplicate(duplicate, task)
-        else:
-            insert_job(self.database, job)
-        self.broker.publish([job])
+        with tracing.enqueue_span([job]):
+            if job.unique_key:
+                duplicate = insert_unique(job, self.database, task.unique_states, job.enqueued_at)
+                if duplicate is not None:
+                    tracing.note_duplicate(duplicate)
+                    return self._duplicate(duplicate, task)
+            else:
+                insert_job(self.database, job)
+            self.broker.publish([job])
         result = self.to_result(job, task)
         task_enqueued.send(type(self), task_result=result)
         return result
@@ -87,15 +90,16 @@ class JobsBackend(BaseTaskBackend):
             jobs.append(self.build_job(task, args, kwargs, now, template=template))
         plain = [job for job in jobs if not job.unique_key]
         results: list[TaskResult | None] = [None] * len(jobs)
-        with transaction.atomic(using=self.database):
-            insert_jobs(self.database, plain, batch_size)
-            for index, (job, (task, _, _)) in enumerate(zip(jobs, calls, strict=True)):
-                if job.unique_key:
-                    held = insert_unique(job, self.database, task.unique_states, now)
-                    if held is not None:
-                        results[index] = self._duplicate(held, task)
-        new = [job for job, result in zip(jobs, results, strict=True) if result is None]
-        self.broker.publish(new)
+        with tracing.enqueue_span(jobs, "enqueue_many"):
+            with transaction.atomic(using=self.database):
+                insert_jobs(self.database, plain, batch_size)
+                for index, (job, (task, _, _)) in enumerate(zip(jobs, calls, strict=True)):
+                    if job.unique_key:
+                        held = insert_unique(job, self.database, task.unique_states, now)
+                        if held is not None:
+                            results[index] = self._duplicate(held, task)
+            new = [job for job, result in zip(jobs, results, strict=True) if result is None]
+            self.broker.publish(new)
         for index, (job, (task, _, _)) in enumerate(zip(jobs, calls, strict=True)):
             if results[index] is None:
                 results[index] = self.to_result(job, task)

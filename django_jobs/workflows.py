@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from django_jobs import tracing
 from django_jobs.exceptions import InvalidTaskOptions
 from django_jobs.jobs.inserts import insert_workflow
 from django_jobs.signatures import check_call
@@ -112,8 +113,9 @@ class _Builder:
             created_at=self.now,
         )
         database = self.backend.database
-        ready = insert_workflow(database, workflow, self.jobs)
-        self.backend.broker.publish(ready)
+        with tracing.enqueue_span(self.jobs, "enqueue workflow"):
+            ready = insert_workflow(database, workflow, self.jobs)
+            self.backend.broker.publish(ready)
         return WorkflowResult(workflow, database)
 
     def build(self, node, parents: list[str], kind: str) -> tuple[list[str], str]:

@@ -8,6 +8,7 @@ JOBS_QUEUES       JSON list, every TASKS backend's QUEUES (default ["default", "
                   '[]' allows any queue name)
 JOBS_LOG_LEVEL    level of the "django_jobs" logger (default INFO)
 JOBS_SCHEDULES    JSON replacing the demo's code-declared schedules ('{}' for none)
+JOBS_TRACE_FILE   when set, every OpenTelemetry span is written to this file (one JSON a line)
 """
 
 from pathlib import Path
@@ -120,6 +121,11 @@ JOBS_SCHEDULES = env.json(
         },
     },
 )
+# OpenTelemetry: spans of enqueues and attempts to a file, one JSON a line (the tests' workers).
+if JOBS_TRACE_FILE := env("JOBS_TRACE_FILE", default=""):
+    from testproject.tracing import export_spans_to
+
+    export_spans_to(JOBS_TRACE_FILE)
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     TASKS["redis"] = {

@@ -390,3 +390,22 @@ def _hold_the_writer(sender, task_result, **kwargs):
 def returns_nul():
     """A return value PostgreSQL's jsonb refuses (it holds no \\u0000): bad data, not bad SQL."""
     return "a\x00b"
+
+
+def _current_span_ids() -> list[str]:
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    return [format(context.trace_id, "032x"), format(context.span_id, "016x")]
+
+
+@task()
+def current_span_ids():
+    """The trace id and span id current while the task runs (OpenTelemetry)."""
+    return _current_span_ids()
+
+
+@task()
+async def async_current_span_ids():
+    """The same, from a coroutine on the worker's event loop."""
+    return _current_span_ids()

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from django_jobs import tracing
 from django_jobs.admin import actions, display
 from django_jobs.admin.common import ReadOnlyAdmin
 from django_jobs.admin.filters import QueueFilter, TaskFilter, WorkerFilter
@@ -75,6 +76,8 @@ class JobAdmin(ReadOnlyAdmin):
         ("Workers", {"fields": ("worker_display", "worker_ids", "backend")}),
         ("Workflow", {"fields": ("workflow_display", "limit_key")}),
     )
+    #: Shown on the pages of jobs enqueued while tracing (``django_jobs.tracing``).
+    trace_fieldset = ("Trace", {"fields": ("trace_display",)})
 
     class Media:
         css = {"all": ("django_jobs/console.css",)}
@@ -168,6 +171,17 @@ class JobAdmin(ReadOnlyAdmin):
     @admin.display(description="errors")
     def errors_display(self, job: Job) -> str:
         return display.error_list(job.errors)
+
+    @admin.display(description="trace id")
+    def trace_display(self, job: Job) -> str:
+        found = tracing.trace_id(job.trace_context)
+        return format_html('<code class="jobs-trace-id">{}</code>', found) if found else "–"
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.trace_context:
+            fieldsets = [*fieldsets, self.trace_fieldset]
+        return fieldsets
 
     # --- retry / cancel buttons on the job page ------------------------------------------
     def get_urls(self):

@@ -120,6 +120,11 @@ class Job(models.Model):
         db_default="",
         help_text='"value": first argument is the previous step\'s result; "list": all results.',
     )
+    # OpenTelemetry: the context of the enqueue span (``traceparent``…), the parent of each
+    # attempt's span (``django_jobs.tracing``). Set only when tracing is configured.
+    trace_context = models.JSONField(
+        null=True, blank=True, help_text="Trace context of the enqueue (W3C traceparent)."
+    )
 
     objects = JobQuerySet.as_manager()
 

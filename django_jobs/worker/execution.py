@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from django_jobs import registry
+from django_jobs import registry, tracing
 from django_jobs.context import JobContext
 from django_jobs.exceptions import JobArgumentsError, LeaseLost
 from django_jobs.jobs import flows
@@ -105,6 +105,13 @@ class Outcome:
 
 def execute(attempt: Attempt, call) -> Outcome:
     """Run a claimed job with ``call(task, args, kwargs)``; write nothing (``outcomes`` does)."""
+    with tracing.attempt_span(attempt.job, attempt.worker_id):
+        outcome = _execute(attempt, call)
+        tracing.end_attempt(outcome.error, attempt.cancelled.is_set())
+    return outcome
+
+
+def _execute(attempt: Attempt, call) -> Outcome:
     try:
         attempt.prepare()
     except Exception as e:  # noqa: BLE001  (a bad row fails alone, never the worker)

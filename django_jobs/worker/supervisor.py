@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from django.db import connections
 
+from django_jobs import tracing
 from django_jobs.worker.process import EXIT_FATAL
 
 logger = logging.getLogger(__name__)
@@ -121,5 +122,6 @@ def _child(target: Callable[[int], int], parent: int, mask) -> None:
     except BaseException:
         logger.exception("worker process crashed")
     finally:
+        tracing.flush()  # os._exit skips the tracer provider's own flush at exit
         logging.shutdown()
         os._exit(code)
