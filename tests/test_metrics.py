@@ -3,6 +3,8 @@ with several processes (docs/metrics.md)."""
 
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import urllib.request
 from datetime import timedelta
@@ -20,7 +22,7 @@ from django_jobs.worker.execution import Attempt
 from django_jobs.worker.outcomes import run_attempt
 from django_jobs.worker.process import WorkerProcess
 from tests import tasks
-from tests.conftest import renamed_column, wait_for
+from tests.conftest import ROOT, process_env, renamed_column, wait_for
 from tests.console import PASSWORD, make_user
 
 TOKEN = "s3cret-metrics-token-for-tests"
@@ -292,3 +294,38 @@ def test_worker_port_adds_up_the_counts_of_every_process(spawn_worker, tmp_path)
     assert total(samples, "django_jobs_workers", state="live") == 2
     worker.signal(signal.SIGTERM)
     assert worker.wait(60) == 0, worker.output()
+
+
+# --- without the extra --------------------------------------------------------------------
+#: Runs manage.py with prometheus_client unimportable, as where the extra is not installed.
+WITHOUT_PROMETHEUS = (
+    "import runpy, sys; sys.modules['prometheus_client'] = None; "
+    "sys.argv = ['manage.py', *sys.argv[1:]]; runpy.run_path('manage.py', run_name='__main__')"
+)
+
+
+def manage_without_prometheus(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_PROMETHEUS, *args],
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.processes
+def test_workers_run_jobs_without_prometheus_client_and_the_port_says_what_is_missing(
+    transactional_db,
+):
+    # Given two ready jobs, and no prometheus_client in the worker's Python
+    results = [tasks.add.enqueue(i, i) for i in range(2)]
+    # When a burst worker runs, and a worker is asked for a metrics port
+    burst = manage_without_prometheus("runworker", "--burst")
+    port = manage_without_prometheus("runworker", "--metrics-port", str(free_port()))
+    # Then the jobs ran, and the port was refused with the extra to install
+    assert burst.returncode == 0, burst.stderr
+    assert {Job.objects.get(pk=r.id).status for r in results} == {"SUCCESSFUL"}
+    assert port.returncode != 0
+    assert "django-jobs[metrics]" in port.stderr

@@ -136,7 +136,8 @@ class WorkerMetrics:
         try:
             from prometheus_client import values
         except ImportError as e:
-            raise ImportError("--metrics-port needs prometheus-client: django-jobs[metrics]") from e
+            missing = "prometheus-client is not installed: pip install 'django-jobs[metrics]'"
+            raise ImportError(missing) from e
         self.backend = backend
         # Bind now: a port in use stops runworker at once, not its child again and again.
         self.server = make_server(addr, port, _not_ready, WSGIServer, _QuietHandler)
