@@ -1,6 +1,8 @@
 """Prometheus metrics: the database figures, the view, the counters, and the worker's port
 with several processes (docs/metrics.md)."""
 
+import json
+import re
 import signal
 import socket
 import subprocess
@@ -329,3 +331,19 @@ def test_workers_run_jobs_without_prometheus_client_and_the_port_says_what_is_mi
     assert {Job.objects.get(pk=r.id).status for r in results} == {"SUCCESSFUL"}
     assert port.returncode != 0
     assert "django-jobs[metrics]" in port.stderr
+
+
+def test_the_grafana_dashboard_queries_only_metrics_the_app_exposes(transactional_db):
+    # Given a scrape after a job ran (so the labelled series exist)
+    tasks.add.enqueue(1, 1)
+    claim_and_run()
+    text = generate_latest(registry(task_backends["default"])).decode()
+    families = {family.name for family in text_string_to_metric_families(text)}
+    # When the metric names are read from the shipped dashboard
+    dashboard = json.loads((ROOT / "docs" / "grafana" / "django-jobs.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    named = set(re.findall(r"django_jobs_\w+", " ".join(exprs)))
+    # Then each is one of the app's families (a counter's _total, a histogram's _bucket...)
+    suffixes = re.compile(r"_(total|bucket|sum|count)$")
+    assert named
+    assert {name for name in named if suffixes.sub("", name) not in families} == set()
