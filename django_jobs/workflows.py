@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from django_jobs import instruments
 from django_jobs.exceptions import InvalidTaskOptions
 from django_jobs.jobs.inserts import insert_workflow
 from django_jobs.signatures import check_call
@@ -114,6 +115,7 @@ class _Builder:
         database = self.backend.database
         ready = insert_workflow(database, workflow, self.jobs)
         self.backend.broker.publish(ready)
+        instruments.jobs_enqueued(self.jobs)
         return WorkflowResult(workflow, database)
 
     def build(self, node, parents: list[str], kind: str) -> tuple[list[str], str]:

@@ -23,6 +23,7 @@ from django_jobs.tasks_api import task_backends
 from django_jobs.worker.execution import Attempt
 from django_jobs.worker.outcomes import run_attempt
 from django_jobs.worker.process import WorkerProcess
+from django_jobs.workflows import chain
 from tests import tasks
 from tests.conftest import ROOT, process_env, renamed_column, wait_for
 from tests.console import PASSWORD, make_user
@@ -164,9 +165,11 @@ def test_enqueues_and_recorded_outcomes_are_counted(transactional_db, metrics_to
     # Given the counters as they are now
     client = Client(headers={"Authorization": f"Bearer {metrics_token}"})
     before = parse(client.get("/metrics").content.decode())
-    # When three add jobs are enqueued (one alone, two in bulk) and one always_fails job
+    # When five add jobs are enqueued (one alone, two in bulk, two steps of a chain) and one
+    # always_fails job
     tasks.add.enqueue(1, 1)
     task_backends["default"].enqueue_many([(tasks.add, (2, 2), {}), (tasks.add, (3, 3), {})])
+    chain(tasks.add.s(1, 1), tasks.add.s(1)).enqueue()
     tasks.always_fails.enqueue()
     # And one add job succeeds and the always_fails job's first attempt is recorded
     claim_and_run()
@@ -179,7 +182,7 @@ def test_enqueues_and_recorded_outcomes_are_counted(transactional_db, metrics_to
         return total(after, name, **labels) - total(before, name, **labels)
 
     add, fails = "tests.tasks.add", "tests.tasks.always_fails"
-    assert grew("django_jobs_enqueued_total", task=add, queue="default") == 3
+    assert grew("django_jobs_enqueued_total", task=add, queue="default") == 5
     assert grew("django_jobs_enqueued_total", task=fails, queue="default") == 1
     assert grew("django_jobs_finished_total", task=add, outcome="successful") == 1
     assert grew("django_jobs_finished_total", task=fails, outcome="retried") == 1

@@ -102,7 +102,8 @@ def metrics_view(request):
         raise Http404("No django_jobs backend in TASKS.")
     if not _allowed(request, backend.jobs_options.metrics_token):
         response = HttpResponse("Forbidden: see docs/metrics.md.", status=403)
-        if not request.user.is_authenticated:
+        user = getattr(request, "user", None)
+        if not (user and user.is_authenticated):
             response.status_code = 401
             response["WWW-Authenticate"] = 'Bearer realm="django-jobs metrics"'
         return response
