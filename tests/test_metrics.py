@@ -17,6 +17,7 @@ from django.utils import timezone
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from django_jobs.checks.options import check_option_values
 from django_jobs.console.metrics import registry
 from django_jobs.models import Job, Worker
 from django_jobs.tasks_api import task_backends
@@ -120,6 +121,36 @@ def test_collector_reports_queue_depth_oldest_ready_age_and_workers_from_the_row
     assert total(samples, "django_jobs_queue_oldest_ready_age_seconds", queue="reports") == 0
     assert total(samples, "django_jobs_workers", state="live") == 2
     assert total(samples, "django_jobs_workers", state="stale") == 1
+
+
+def test_collector_lists_the_declared_queues_even_when_idle(transactional_db):
+    # Given the test settings' QUEUES and no job at all
+    # When the collector is scraped
+    samples = scrape_registry()
+    # Then each declared queue has a depth of 0 rather than no series
+    depths = {labels["queue"]: v for name, labels, v in samples if name.endswith("queue_depth")}
+    assert depths == dict.fromkeys(["default", "emails", "reports"], 0)
+
+
+def test_collector_says_when_it_cannot_read_the_job_tables(transactional_db):
+    # Given a schema that no longer matches the code
+    with renamed_column("django_jobs_worker", "last_heartbeat_at"):
+        # When the collector is scraped
+        samples = scrape_registry()
+    # Then database_up is 0 and no database figure is made up
+    assert total(samples, "django_jobs_database_up") == 0
+    assert not [name for name, _, _ in samples if name.startswith("django_jobs_queue_")]
+
+
+def test_metrics_token_shorter_than_16_characters_is_refused_by_the_check():
+    # Given OPTIONS with a short token, and with a long one
+    # When the option rules run
+    short = check_option_values({"metrics_token": "short"}, "TASKS['default']['OPTIONS']")
+    good = check_option_values({"metrics_token": TOKEN}, "TASKS['default']['OPTIONS']")
+    # Then only the short one is an error, naming the key
+    assert [e.id for e in short] == ["django_jobs.E020"]
+    assert "metrics_token" in short[0].msg
+    assert good == []
 
 
 # --- the view -----------------------------------------------------------------------------

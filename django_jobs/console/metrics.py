@@ -30,9 +30,11 @@ logger = logging.getLogger(__name__)
 class JobsCollector:
     """Queue depths, oldest ready ages and workers, queried each time Prometheus scrapes."""
 
-    def __init__(self, database: str, stale_after: timedelta):
+    def __init__(self, database: str, stale_after: timedelta, queues=()):
         self.database = database
         self.stale_after = stale_after
+        #: Queues listed even when idle (the backend's QUEUES): their series never vanish.
+        self.queues = sorted(queues)
 
     def describe(self):
         return []  # no query when the collector is registered
@@ -43,7 +45,7 @@ class JobsCollector:
         up = GaugeMetricFamily("django_jobs_database_up", "1: the scrape read the job tables.")
         now = timezone.now()
         try:
-            rows = queries.queues(self.database, now)
+            rows = queries.queues(self.database, now, also=self.queues)
             workers = queries.worker_counts(self.database, now, self.stale_after)
         except DatabaseError as e:
             logger.warning("metrics scrape failed database=%s error=%r", self.database, e)
@@ -90,7 +92,7 @@ def registry(backend, multiprocess_dir: str | None = None):
     elif counters := instruments.metrics():
         collected.register(counters.registry)
     options = backend.jobs_options
-    collected.register(JobsCollector(options.database, options.lease))
+    collected.register(JobsCollector(options.database, options.lease, backend.queues))
     return collected
 
 
