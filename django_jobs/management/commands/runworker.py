@@ -18,7 +18,7 @@ def positive_int(value: str) -> int:
 
 def port(value: str) -> int:
     number = int(value)
-    if not 0 <= number <= 65535:
+    if not 1 <= number <= 65535:
         raise ValueError(value)
     return number
 
