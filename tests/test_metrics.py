@@ -222,6 +222,22 @@ def test_enqueues_and_recorded_outcomes_are_counted(transactional_db, metrics_to
     assert grew("django_jobs_run_seconds_count", task=fails) == 1
 
 
+@pytest.mark.parametrize(
+    ("task", "outcome"), [(tasks.snoozes_once, "snoozed"), (tasks.discards, "cancelled")]
+)
+def test_snoozes_and_discards_are_counted_by_their_outcome(transactional_db, task, outcome):
+    # Given one job that snoozes or discards itself, and the counters as they are now
+    task.enqueue(*(["no longer needed"] if task is tasks.discards else []))
+    before = scrape_registry()
+    # When it runs once
+    claim_and_run()
+    # Then its attempt is counted under that outcome
+    after = scrape_registry()
+    labels = {"task": task.module_path, "outcome": outcome}
+    counted = total(after, "django_jobs_finished_total", **labels)
+    assert counted - total(before, "django_jobs_finished_total", **labels) == 1
+
+
 @pytest.fixture
 def make_worker(transactional_db, fast_backend):
     """Start WorkerProcesses on the fast backend; stop and close them at teardown."""
