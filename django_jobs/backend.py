@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from django_jobs import tracing
+from django_jobs import instruments, tracing
 from django_jobs.conf import JobsOptions
 from django_jobs.exceptions import DuplicateJob
 from django_jobs.jobs import limits, unique
@@ -66,6 +66,7 @@ class JobsBackend(BaseTaskBackend):
             else:
                 insert_job(self.database, job)
             self.broker.publish([job])
+        instruments.jobs_enqueued([job])
         result = self.to_result(job, task)
         task_enqueued.send(type(self), task_result=result)
         return result
@@ -100,6 +101,7 @@ class JobsBackend(BaseTaskBackend):
                             results[index] = self._duplicate(held, task)
             new = [job for job, result in zip(jobs, results, strict=True) if result is None]
             self.broker.publish(new)
+        instruments.jobs_enqueued(new)
         for index, (job, (task, _, _)) in enumerate(zip(jobs, calls, strict=True)):
             if results[index] is None:
                 results[index] = self.to_result(job, task)

@@ -36,6 +36,9 @@ class JobsOptions:
     relaxed_commits: bool = False
     #: Extra modules holding tasks, besides every installed app's ``tasks`` module.
     task_modules: tuple[str, ...] = ()
+    #: Bearer token that lets Prometheus read the metrics view (docs/metrics.md). None: staff
+    #: users who may view jobs only.
+    metrics_token: str | None = None
 
     @classmethod
     def from_dict(cls, options: dict) -> "JobsOptions":

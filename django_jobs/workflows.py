@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
-from django_jobs import tracing
+from django_jobs import instruments, tracing
 from django_jobs.exceptions import InvalidTaskOptions
 from django_jobs.jobs.inserts import insert_workflow
 from django_jobs.signatures import check_call
@@ -116,6 +116,7 @@ class _Builder:
         with tracing.enqueue_span(self.jobs, "enqueue workflow"):
             ready = insert_workflow(database, workflow, self.jobs)
             self.backend.broker.publish(ready)
+        instruments.jobs_enqueued(self.jobs)
         return WorkflowResult(workflow, database)
 
     def build(self, node, parents: list[str], kind: str) -> tuple[list[str], str]:

@@ -51,6 +51,10 @@ RULES: dict[str, Rule] = {
     ),
     "relaxed_commits": (lambda v: isinstance(v, bool), "True or False"),
     "task_modules": (_module_list, 'a list of module names, e.g. ["mysite.jobs"]'),
+    "metrics_token": (
+        lambda v: v is None or (isinstance(v, str) and len(v) >= 16),
+        "None or a secret string of at least 16 characters",
+    ),
 }
 
 

@@ -184,6 +184,19 @@ def workers(database: str, now: datetime, stale_after: timedelta) -> list[dict]:
     ]
 
 
+def worker_counts(database: str, now: datetime, stale_after: timedelta) -> dict[str, int]:
+    """Worker processes not stopped: live ones, and stale ones (silent for ``stale_after``)."""
+    cutoff = now - stale_after
+    return (
+        Worker.objects.using(database)
+        .filter(stopped_at__isnull=True)
+        .aggregate(
+            live=Count("pk", filter=Q(last_heartbeat_at__gte=cutoff)),
+            stale=Count("pk", filter=Q(last_heartbeat_at__lt=cutoff)),
+        )
+    )
+
+
 def planner_estimate(database: str) -> int | None:
     """The planner's row estimate of the job table (PostgreSQL, MySQL/MariaDB), if it has one."""
     connection = connections[database]

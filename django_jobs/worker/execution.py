@@ -6,6 +6,7 @@ task's success is written inside the task's own transaction, through the same tr
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -101,6 +102,8 @@ class Outcome:
     retry: bool = True
     #: The success is already in the database (an atomic task wrote it in its transaction).
     written: bool = False
+    #: How long the task ran (None: it never started, e.g. its task could not be resolved).
+    seconds: float | None = None
 
 
 def execute(attempt: Attempt, call) -> Outcome:
@@ -119,6 +122,7 @@ def _execute(attempt: Attempt, call) -> Outcome:
     task_started.send(type(attempt.backend), task_result=attempt.result)
     args, kwargs = attempt.call_args()
     atomic = getattr(attempt.task, "atomic", False)
+    begun = time.monotonic()
     try:
         if atomic:
             value = call_atomic(attempt, call, args, kwargs)
@@ -129,8 +133,8 @@ def _execute(attempt: Attempt, call) -> Outcome:
         # SystemExit, KeyboardInterrupt, GeneratorExit… raised by the task's code are the
         # task's failure too (as in Django's backends). They cannot be the worker's own
         # stop: its signals are handled on the main thread, which never runs a task.
-        return Outcome(attempt, error=e)
-    return Outcome(attempt, value=value, written=atomic)
+        return Outcome(attempt, error=e, seconds=time.monotonic() - begun)
+    return Outcome(attempt, value=value, written=atomic, seconds=time.monotonic() - begun)
 
 
 def call_atomic(attempt: Attempt, call, args, kwargs):

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from django_jobs import instruments
 from django_jobs.exceptions import Discard, JobCancelled, Snooze
 from django_jobs.jobs import flows, transitions
 from django_jobs.jobs.status import JobStatus, error_entry
@@ -32,11 +33,19 @@ def record_many(outcomes: Sequence[Outcome], database: str, now: datetime) -> No
     successes = [o for o in pending if o.error is None and not o.written]
     if successes:
         _record_successes(successes, database, now)
+        for outcome in successes:
+            lost = outcome.attempt.outcome == "LOST"
+            _count(outcome, "lost" if lost else "successful")
     for outcome in pending:
         if outcome.error is not None:
-            _record_failure(outcome, database, now)
+            _count(outcome, _record_failure(outcome, database, now))
         elif outcome.written:
             outcome.attempt.finish(TaskResultStatus.SUCCESSFUL, outcome.value)
+            _count(outcome, "successful")
+
+
+def _count(outcome: Outcome, verdict: str) -> None:
+    instruments.job_finished(outcome.attempt.job, verdict, outcome.seconds)
 
 
 def record(outcome: Outcome, now: datetime | None = None) -> None:
@@ -73,12 +82,14 @@ def _record_successes(successes: Sequence[Outcome], database: str, now: datetime
             outcome.attempt.lost()
 
 
-def _record_failure(outcome: Outcome, database: str, now: datetime) -> None:
-    """Apply the retry policy: back in the queue after a backoff, FAILED or CANCELLED."""
+def _record_failure(outcome: Outcome, database: str, now: datetime) -> str:
+    """Apply the retry policy: back in the queue after a backoff, FAILED or CANCELLED.
+
+    Return the verdict: retried, failed, cancelled, snoozed, or lost (the lease was).
+    """
     attempt, exc = outcome.attempt, outcome.error
     if isinstance(exc, Snooze) and not attempt.cancelled.is_set():
-        _snooze(attempt, exc.seconds, now)
-        return
+        return _snooze(attempt, exc.seconds, now)
     cls = type(exc)
     error = error_entry(
         f"{cls.__module__}.{cls.__qualname__}",
@@ -101,7 +112,7 @@ def _record_failure(outcome: Outcome, database: str, now: datetime) -> None:
     final = {"cancelled": JobStatus.CANCELLED, "failed": JobStatus.FAILED}.get(verdict)
     if not _write(attempt, database, write, final):
         attempt.lost()
-        return
+        return "lost"
     if verdict == "retry":
         job.run_after = run_after  # the broker republishes it for that time
     logger.log(
@@ -117,7 +128,7 @@ def _record_failure(outcome: Outcome, database: str, now: datetime) -> None:
     job.errors = [*job.errors, error]
     if verdict == "retry":
         attempt.finish(TaskResultStatus.READY, None)
-        return
+        return "retried"
     # Django's task_finished receiver logs the failure with sys.exc_info(): send it while the
     # task's exception is the one being handled, with the task's traceback.
     traceback_ = exc.__traceback__
@@ -126,19 +137,21 @@ def _record_failure(outcome: Outcome, database: str, now: datetime) -> None:
     except BaseException:  # noqa: BLE001
         exc.__traceback__ = traceback_
         attempt.finish(TaskResultStatus.FAILED, None)
+    return verdict
 
 
-def _snooze(attempt: Attempt, seconds: float, now: datetime) -> None:
+def _snooze(attempt: Attempt, seconds: float, now: datetime) -> str:
     """Queue the job again ``seconds`` from now; the attempt does not count."""
     run_after = now + timedelta(seconds=seconds)
     if not _write(attempt, attempt.backend.database, lambda held: held.snooze(run_after)):
         attempt.lost()
-        return
+        return "lost"
     attempt.job.run_after = run_after
     logger.info(
         "job snoozed job_id=%s task=%s seconds=%s", attempt.job.pk, attempt.job.task_path, seconds
     )
     attempt.finish(TaskResultStatus.READY, None)
+    return "snoozed"
 
 
 def _write(attempt: Attempt, database: str, write, final: str | None = None) -> int:

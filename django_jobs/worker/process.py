@@ -12,7 +12,7 @@ from functools import partial
 from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 
-from django_jobs import registry
+from django_jobs import instruments, registry
 from django_jobs.db.reconnect import call_reconnecting
 from django_jobs.db.transient import SERVICE_ERRORS, is_transient
 from django_jobs.exceptions import BrokerUnavailable, JobCancelled, JobTimeout
@@ -151,6 +151,7 @@ class WorkerProcess:
                 lambda: self.broker.claim(self.worker_id, self.queues, free, now),
             )
         except SERVICE_ERRORS as e:
+            instruments.claim_failed(e)
             if not is_transient(e):
                 self._fatal("claim", e)
                 return 0
@@ -163,6 +164,7 @@ class WorkerProcess:
             self.wake.set()  # retry now: the wake-up that led here may be the only one
             return 0
         self._db_failures = 0
+        instruments.jobs_started(jobs, now)
         for job in jobs:
             self.pool.submit(Attempt(job, self.worker_id, self.backend))
         return len(jobs)

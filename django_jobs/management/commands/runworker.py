@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from django_jobs.beat.loop import Beat
+from django_jobs.console.metrics import WorkerMetrics
 from django_jobs.management.commands.runbeat import jobs_backend
 from django_jobs.worker.process import WorkerProcess
 from django_jobs.worker.supervisor import Supervisor
@@ -11,6 +12,13 @@ from django_jobs.worker.supervisor import Supervisor
 def positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
+        raise ValueError(value)
+    return number
+
+
+def port(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 65535:
         raise ValueError(value)
     return number
 
@@ -50,13 +58,37 @@ class Command(BaseCommand):
             default=None,
             help="Seconds running jobs get to finish on SIGTERM/SIGINT (default: the backend's).",
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=port,
+            default=None,
+            help="Serve Prometheus metrics of all the processes on this port (docs/metrics.md).",
+        )
+        parser.add_argument(
+            "--metrics-addr",
+            default="0.0.0.0",  # noqa: S104  (Prometheus scrapes from another host)
+            help="Address the metrics port listens on (default: every interface).",
+        )
 
     def handle(
-        self, *args, queues, processes, concurrency, burst, backend, shutdown_timeout, beat, **o
+        self,
+        *args,
+        queues,
+        processes,
+        concurrency,
+        burst,
+        backend,
+        shutdown_timeout,
+        beat,
+        metrics_port,
+        metrics_addr,
+        **o,
     ):
-        jobs_backend(backend)
+        served = jobs_backend(backend)
         if burst and beat:
             raise CommandError("--beat cannot be combined with --burst (beat never finishes).")
+        if burst and metrics_port is not None:
+            raise CommandError("--metrics-port cannot be combined with --burst.")
 
         def child(parent_pid: int) -> int:
             return WorkerProcess(
@@ -73,6 +105,17 @@ class Command(BaseCommand):
             return Beat(backend=backend, parent_pid=parent_pid).run()
 
         extras = [run_beat] if beat else []
-        code = Supervisor(processes, child, burst=burst, extras=extras).run()
+        metrics = None
+        if metrics_port is not None:
+            try:
+                metrics = WorkerMetrics(served, metrics_port, metrics_addr)
+            except (ImportError, OSError) as e:
+                raise CommandError(f"--metrics-port {metrics_port}: {e}") from e
+            extras.append(metrics.serve)
+        try:
+            code = Supervisor(processes, child, burst=burst, extras=extras).run()
+        finally:
+            if metrics:
+                metrics.close()
         if code:
             raise SystemExit(code)
