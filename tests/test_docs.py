@@ -70,6 +70,20 @@ def test_every_relative_link_resolves(page):
     assert broken == []
 
 
+@pytest.mark.parametrize("page", [ROOT / "README.md", *PAGES], ids=lambda p: p.name)
+def test_no_page_points_outside_the_repository(page):
+    # Given every "../…" path the page mentions, in links or in code
+    text = page.read_text(encoding="utf-8")
+    outside = [
+        path
+        for path in re.findall(r"(?<![\w.])\.\./[\w./-]+", text)
+        if not (page.parent / path).resolve().is_relative_to(ROOT)
+        or not (page.parent / path).exists()
+    ]
+    # Then each names a file of the repository (a reader has nothing outside it)
+    assert outside == []
+
+
 def test_the_settings_reference_names_every_option():
     # Given the settings page
     text = (DOCS / "settings.md").read_text(encoding="utf-8")
