@@ -7,9 +7,10 @@ RUFF := $(VENV)/bin/ruff
 
 help:
 	@echo "make demo        run the demo (SQLite): admin login, server, worker, demo jobs"
+	@echo "                 (installs '.[demo]' only: pip, no apt-get, no drivers, no browser)"
 	@echo "make test        the whole suite on SQLite, PostgreSQL, MariaDB and Redis (ARGS=\"-k x\")"
 	@echo "make faults      the fault suite's long versions and their table (docs/reliability.md)"
-	@echo "make venv        create/update .venv (Python >= 3.12, pip install -e '.[dev]')"
+	@echo "make venv        create/update .venv for the tests (apt packages, pip install -e '.[dev]')"
 	@echo "make lint        ruff check + ruff format --check"
 	@echo "make format      ruff format + ruff check --fix"
 	@echo "make migrations  makemigrations django_jobs"

@@ -18,14 +18,19 @@ class JobsOptions:
     #: How often a worker renews its leases and looks for expired ones.
     heartbeat_interval: float = 10.0
     #: Longest sleep between claim attempts when no wake-up arrives. None: 1 s where wake-ups
-    #: are pushed (PostgreSQL NOTIFY, Redis), 0.2 s on SQLite and MySQL/MariaDB.
+    #: are pushed (PostgreSQL NOTIFY, Redis), 0.2 s on SQLite and MySQL/MariaDB, and on
+    #: PostgreSQL with ``listen`` off.
     poll_interval: float | None = None
+    #: PostgreSQL: each worker process holds a session connection that LISTENs for NOTIFY.
+    #: False behind a transaction-mode pooler (PgBouncer) the workers cannot bypass: workers
+    #: then only poll (docs/deployment.md).
+    listen: bool = True
 
     def poll_interval_for(self, vendor: str, pushed: bool) -> float:
         """The poll interval to use on ``vendor`` (``pushed``: wake-ups arrive by themselves)."""
         if self.poll_interval is not None:
             return self.poll_interval
-        return 1.0 if pushed or vendor == "postgresql" else 0.2
+        return 1.0 if pushed or (vendor == "postgresql" and self.listen) else 0.2
 
     #: Default grace period for running jobs on SIGTERM/SIGINT.
     shutdown_timeout: float = 30.0

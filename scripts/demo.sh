@@ -4,23 +4,27 @@
 #   bash scripts/demo.sh
 #   PORT=8001 DATABASE_URL=postgres://... bash scripts/demo.sh
 #   DEMO_EXIT_AFTER=20 bash scripts/demo.sh      # stop by itself after 20 s (smoke test)
+#   VENV=/tmp/demo-venv bash scripts/demo.sh      # another virtualenv than .venv
+# Needs only a Python >= 3.12 and pip's registry: no apt-get, no browser, no database drivers
+# (ensure_venv demo), and bash 3.2 (macOS) is enough.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-PY="$ROOT/.venv/bin/python"
+PY="${VENV:-$ROOT/.venv}/bin/python"
 PORT="${PORT:-8000}"
 export DATABASE_URL="${DATABASE_URL:-sqlite:///$ROOT/var/demo.sqlite3}"
 export PYTHONUNBUFFERED=1
 CHILDREN=()
 
 # start NAME CMD...: run CMD in its own session, so stopping it reaches its whole process group.
+# (Python's os.setsid: macOS has no setsid command.)
 start() {
     local name="$1"
     shift
     log "starting $name: $*"
-    setsid "$@" &
+    "$PY" -c 'import os, sys; os.setsid(); os.execvp(sys.argv[1], sys.argv[1:])' "$@" &
     CHILDREN+=("$!")
 }
 
@@ -44,7 +48,7 @@ trap 'stop_children; exit 130' INT
 trap 'stop_children; exit 143' TERM
 trap 'stop_children' EXIT
 
-ensure_venv
+ensure_venv demo
 mkdir -p "$ROOT/var"
 
 log "migrate ($DATABASE_URL)"
@@ -83,17 +87,21 @@ printf '    database:  %s\n' "$DATABASE_URL"
 printf '  Ctrl-C stops the server and the worker.\n'
 printf '\033[1;32m%s\033[0m\n\n' "================================================================"
 
-if [[ -n "${DEMO_EXIT_AFTER:-}" ]]; then
-    sleep "$DEMO_EXIT_AFTER" &
-    timer=$!
-fi
-# Wait for the timer, or for the server or worker to exit (which ends the demo).
-finished=""
-wait -n -p finished || true
-if [[ "$finished" == "${timer:-}" ]]; then
-    log "DEMO_EXIT_AFTER=$DEMO_EXIT_AFTER elapsed"
-    exit 0
-fi
-printf '\033[1;31mERROR:\033[0m the server or the worker exited (pid %s); stopping the demo\n' \
-    "$finished" >&2
-exit 1
+# Wait for DEMO_EXIT_AFTER seconds, or for the server or worker to exit (which ends the demo).
+# A polling loop: `wait -n` needs bash >= 5.1, and macOS ships bash 3.2.
+deadline=""
+if [[ -n "${DEMO_EXIT_AFTER:-}" ]]; then deadline=$((SECONDS + DEMO_EXIT_AFTER)); fi
+while :; do
+    for pid in "${CHILDREN[@]}"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            printf '\033[1;31mERROR:\033[0m the server or the worker exited (pid %s); %s\n' \
+                "$pid" "stopping the demo" >&2
+            exit 1
+        fi
+    done
+    if [[ -n "$deadline" && $SECONDS -ge $deadline ]]; then
+        log "DEMO_EXIT_AFTER=$DEMO_EXIT_AFTER elapsed"
+        exit 0
+    fi
+    sleep 0.5
+done

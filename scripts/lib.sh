@@ -56,27 +56,48 @@ apt_install() {
         || die "apt-get install ${missing[*]} failed"
 }
 
-# ensure_venv: make $ROOT/.venv (Python >= 3.12) and install '.[dev]' when pyproject.toml changed.
+# _sha256 FILE...: print the SHA-256 of the concatenated FILEs (sha256sum, or macOS's shasum).
+_sha256() {
+    if command -v sha256sum >/dev/null 2>&1; then
+        cat "$@" | sha256sum | cut -d' ' -f1
+    else
+        cat "$@" | shasum -a 256 | cut -d' ' -f1
+    fi
+}
+
+# ensure_venv [PROFILE]: make $VENV (default $ROOT/.venv, Python >= 3.12) and install this
+# checkout into it, again when pyproject.toml changes.
+#   ensure_venv        the test set-up (make test, .ci/run): the Debian packages the suite needs
+#                      (MariaDB headers, Chromium, faketime; apt-get) and '.[dev]'
+#   ensure_venv demo   the demo (make demo): '.[demo]' only (Django, croniter, django-environ
+#                      for testproject/), with pip alone: no apt-get, no browser, no drivers
+# A venv set up for the tests also serves the demo (dev includes demo).
 ensure_venv() {
-    local venv="$ROOT/.venv" py stamp want out
-    apt_install libmariadb-dev pkg-config chromium faketime
+    local profile="${1:-dev}" venv="${VENV:-$ROOT/.venv}" py stamp want have out
+    case "$profile" in
+        dev) apt_install libmariadb-dev pkg-config chromium faketime ;;
+        demo) ;;
+        *) die "ensure_venv: unknown profile $profile (dev or demo)" ;;
+    esac
     if ! [[ -x "$venv/bin/python" ]] || ! _py_ok "$venv/bin/python" >/dev/null; then
         py="$(find_python)"
-        log "creating .venv with $py"
+        log "creating $venv with $py"
         rm -rf "$venv"
         "$py" -m venv "$venv" || die "could not create $venv"
     fi
     stamp="$venv/.stamp"
-    want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
-    if [[ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]]; then
-        log "installing django-jobs[dev] into .venv"
-        if ! out="$(cd "$ROOT" && "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-            -e '.[dev]' 2>&1)"; then
-            printf '%s\n' "$out" >&2
-            die "pip install -e '.[dev]' failed"
-        fi
-        echo "$want" >"$stamp"
+    want="$(_sha256 "$ROOT/pyproject.toml")"
+    have="$(cat "$stamp" 2>/dev/null || true)"
+    # The stamp is "<hash>" (dev, as before) or "<hash> demo".
+    [[ "$have" == "$want" ]] && return 0
+    [[ "$profile" == demo && "$have" == "$want demo" ]] && return 0
+    log "installing django-jobs[$profile] into $venv"
+    if ! out="$(cd "$ROOT" && "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+        -e ".[$profile]" 2>&1)"; then
+        printf '%s\n' "$out" >&2
+        die "pip install -e '.[$profile]' failed"
     fi
+    if [[ "$profile" == dev ]]; then echo "$want" >"$stamp"; else echo "$want demo" >"$stamp"; fi
 }
 
 # ensure_compat_venv NAME PYTHON PROJECT [REQUIREMENT...]: .venv-NAME with exactly Python PYTHON
@@ -89,7 +110,7 @@ ensure_compat_venv() {
     local name="$1" pyver="$2" project="$3" venv="$ROOT/.venv-$1" py stamp want out
     shift 3
     stamp="$venv/.stamp"
-    want="$(cat "$ROOT/pyproject.toml" <(echo "$pyver $project $*") | sha256sum | cut -d' ' -f1)"
+    want="$(_sha256 "$ROOT/pyproject.toml" <(echo "$pyver $project $*"))"
     [[ -x "$venv/bin/python" && "$(cat "$stamp" 2>/dev/null || true)" == "$want" ]] && return 0
     py="$(find_python "$pyver")"
     log "creating .venv-$name with $py, $project $* (matrix row $name)"

@@ -6,8 +6,10 @@
 # Runs in .venv (the newest Django, 6.1): sqlite, postgresql, mariadb, postgresql+redis (only
 # the tests marked redis, which fail there if Redis is down), redis-broker, faults (the fault
 # suite's short versions, tests/faults, on PostgreSQL, with a private redis-server and PostgreSQL
-# cluster of its own; long versions: scripts/faults.sh), disruptive (PostgreSQL; selected when
-# TEST_ONLY is empty or names it: it restarts the shared PostgreSQL).
+# cluster of its own; long versions: scripts/faults.sh), packaging (the tests marked
+# packaging: the demo's set-up in a fresh virtualenv without the dev extras, pip's cache reused),
+# disruptive (PostgreSQL; selected when TEST_ONLY is empty or names it: it restarts the shared
+# PostgreSQL).
 # The older Djangos, each in its own venv (docs/django-versions.md): django60 (Django 6.0,
 # Python 3.12, SQLite, .venv-django60), django52 and django52-postgresql (Django 5.2 LTS with
 # the django-tasks backport, Python 3.12, .venv-django52). Logs: var/test-logs/<run>.log.
@@ -35,6 +37,7 @@ PYTEST_ARGS=("$@")
 run_env() {
     case "$1" in
         sqlite) echo "DATABASE_URL=$SQLITE_URL" ;;
+        packaging) echo "DATABASE_URL=sqlite:///$ROOT/var/test-packaging$SUFFIX.sqlite3" ;;
         postgresql | disruptive)
             echo "DATABASE_URL=$PG_URL"
             echo "TEST_DATABASE_NAME=test_test$SUFFIX"
@@ -90,14 +93,19 @@ run_marker() {
         postgresql+redis) echo "redis and not disruptive and not faults" ;;
         disruptive) echo "disruptive" ;;
         faults) echo "faults" ;;
+        packaging) echo "packaging" ;;
         redis-broker) echo "processes and not disruptive and not redis and not faults" ;;
-        django60 | django52) echo "not disruptive and not processes and not redis and not faults" ;;
-        *) echo "not disruptive and not redis and not faults" ;;
+        django60 | django52)
+            echo "not disruptive and not processes and not redis and not faults and not packaging"
+            ;;
+        *) echo "not disruptive and not redis and not faults and not packaging" ;;
     esac
 }
 
 # run_tolerates_empty NAME: succeed if "no tests collected" (exit 5) is fine for run NAME.
-run_tolerates_empty() { [[ "$1" == "postgresql+redis" || "$1" == "disruptive" ]]; }
+run_tolerates_empty() {
+    [[ "$1" == "postgresql+redis" || "$1" == "disruptive" || "$1" == "packaging" ]]
+}
 
 selected() {
     local name="$1"
@@ -201,7 +209,7 @@ main() {
     "$ROOT/.venv/bin/ruff" check . || die "ruff check failed (try 'make format')"
 
     for name in sqlite postgresql mariadb postgresql+redis redis-broker django60 django52 \
-        django52-postgresql faults; do
+        django52-postgresql faults packaging; do
         selected "$name" && parallel+=("$name")
     done
     if [[ ${#parallel[@]} -gt 0 ]]; then

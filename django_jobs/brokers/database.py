@@ -84,6 +84,8 @@ class DatabaseBroker:
     def listen(self, wake: threading.Event, queues: Sequence[str] = ()) -> None:
         if connections[self.database].vendor != "postgresql" or self._listener:
             return
+        if not self.options.listen:
+            return  # behind a transaction-mode pooler: LISTEN would leak onto shared sessions
         self._listener = threading.Thread(
             target=self._listen, args=(wake,), name="django-jobs-listen", daemon=True
         )

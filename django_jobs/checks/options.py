@@ -50,6 +50,7 @@ RULES: dict[str, Rule] = {
         "a whole number >= 1 (1: no retries)",
     ),
     "relaxed_commits": (lambda v: isinstance(v, bool), "True or False"),
+    "listen": (lambda v: isinstance(v, bool), "True or False"),
     "task_modules": (_module_list, 'a list of module names, e.g. ["mysite.jobs"]'),
     "metrics_token": (
         lambda v: v is None or (isinstance(v, str) and len(v) >= 16),

@@ -52,7 +52,15 @@ def check_backend(backend) -> list[checks.CheckMessage]:
                 id="django_jobs.E003",
             )
         )
-    if jobs_options.broker == "redis" and jobs_options.redis_url and valid(options, "redis_url"):
+    if jobs_options.broker == "redis" and not redis_installed():
+        errors.append(
+            checks.Error(
+                f"{where} uses the redis broker, but the redis package is not installed.",
+                hint='pip install "django-jobs[redis]" (or redis>=5.0).',
+                id="django_jobs.E008",
+            )
+        )
+    elif jobs_options.broker == "redis" and jobs_options.redis_url and valid(options, "redis_url"):
         errors += check_redis(jobs_options.redis_url, where)
     if not valid(options, "database"):
         return errors
@@ -108,6 +116,15 @@ def check_backend(backend) -> list[checks.CheckMessage]:
     return errors
 
 
+def redis_installed() -> bool:
+    """Whether redis-py imports (asked only when a backend uses the redis broker)."""
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def check_redis(url: str, where: str) -> list[checks.CheckMessage]:
     """Check that ``redis_url`` parses (reachability is a deployment check: see below)."""
     import redis
@@ -141,7 +158,7 @@ def check_redis_reachable(app_configs=None, **kwargs) -> list[checks.CheckMessag
         if not isinstance(backend, JobsBackend):
             continue
         options = backend.jobs_options
-        if options.broker == "redis" and options.redis_url:
+        if options.broker == "redis" and options.redis_url and redis_installed():
             messages += ping_redis(options.redis_url, f"TASKS[{backend.alias!r}]['OPTIONS']")
     return messages
 
