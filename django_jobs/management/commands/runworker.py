@@ -1,11 +1,16 @@
 """``manage.py runworker``: start supervised worker processes."""
 
+import logging
+
 from django.core.management.base import BaseCommand, CommandError
 
+from django_jobs import logs
 from django_jobs.beat.loop import Beat
 from django_jobs.management.commands.runbeat import jobs_backend
 from django_jobs.worker.process import WorkerProcess
 from django_jobs.worker.supervisor import Supervisor
+
+logger = logging.getLogger("django_jobs.runworker")
 
 
 def positive_int(value: str) -> int:
@@ -50,13 +55,32 @@ class Command(BaseCommand):
             default=None,
             help="Seconds running jobs get to finish on SIGTERM/SIGINT (default: the backend's).",
         )
+        parser.add_argument(
+            "--log-format",
+            choices=logs.FORMATS,
+            default=None,
+            help="Write django_jobs lines to stderr as text or JSON (one object per line), "
+            "whatever LOGGING says. Default: text to stderr unless LOGGING configures them.",
+        )
 
     def handle(
-        self, *args, queues, processes, concurrency, burst, backend, shutdown_timeout, beat, **o
+        self,
+        *args,
+        queues,
+        processes,
+        concurrency,
+        burst,
+        backend,
+        shutdown_timeout,
+        beat,
+        log_format,
+        **o,
     ):
-        jobs_backend(backend)
+        served = jobs_backend(backend)
         if burst and beat:
             raise CommandError("--beat cannot be combined with --burst (beat never finishes).")
+        logs.configure(log_format)
+        logger.info(logs.worker_banner(served, queues, processes, concurrency, beat))
 
         def child(parent_pid: int) -> int:
             return WorkerProcess(
