@@ -19,10 +19,10 @@ FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 #: One ``key=value`` pair of a message: a value is a call's repr (``error=Timeout('a b')``), a
-#: quoted string, or a run of characters up to a space, comma or semicolon.
+#: quoted string, or a run of characters up to a space (a trailing comma or semicolon is prose).
 _PAIR = re.compile(
     r"(?:^|(?<=\s))(?P<key>[a-z_][a-z0-9_]*)="
-    r"(?P<value>[\w.]+\((?:[^()]|\([^()]*\))*\)|'[^']*'|\"[^\"]*\"|[^\s;,]+)"
+    r"(?P<value>[\w.]+\((?:[^()]|\([^()]*\))*\)|'[^']*'|\"[^\"]*\"|\S+)"
 )
 _INTEGER = re.compile(r"-?\d{1,18}")
 
@@ -36,7 +36,7 @@ def pairs(message: str) -> dict:
     """The ``key=value`` pairs of a log message (whole numbers as ints)."""
     found = {}
     for match in _PAIR.finditer(message):
-        value = match["value"]
+        value = match["value"].rstrip(",;")
         found[match["key"]] = int(value) if _INTEGER.fullmatch(value) else value
     return found
 
