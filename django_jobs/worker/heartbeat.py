@@ -37,8 +37,9 @@ class Heartbeat:
         #: When the last renewal succeeded (monotonic clock).
         self.last_ok = time.monotonic()
         self.next_rollup = time.monotonic()
-        #: Processes started together do not all prune at the same moment.
-        self.next_prune = time.monotonic() + random.uniform(0, self.options.prune_interval or 0)  # noqa: S311
+        # Processes started together do not all prune at the same moment.
+        jitter = random.uniform(0, self.options.prune_interval or 0)  # noqa: S311  (no secret)
+        self.next_prune = time.monotonic() + jitter
 
     @property
     def ident(self) -> int | None:
