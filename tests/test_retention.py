@@ -1,6 +1,7 @@
 """Retention: finished jobs pruned past their status's retention, in bounded batches, by the
 worker's heartbeat and by ``manage.py jobs prune``; what is never pruned."""
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ from django_jobs.jobs.inserts import insert_jobs, insert_succeeded
 from django_jobs.jobs.models import JobMinute, Workflow, new_job
 from django_jobs.jobs.status import JobStatus
 from django_jobs.models import Job
+from django_jobs.worker.process import WorkerProcess
 from tests import tasks
 from tests.conftest import wait_for
 from tests.test_jobs_cli import jobs as jobs_command
@@ -156,6 +158,33 @@ def test_retention_options_are_checked(settings):
         "TASKS['default']['OPTIONS']['retention']",
     ]
     assert any("days per finished status" in e.hint for e in errors)
+
+
+# --- the heartbeat -------------------------------------------------------------------------
+@pytest.fixture
+def process(fast_backend):
+    """A worker process registered but not started: nobody beats but the test."""
+    worker = WorkerProcess()
+    worker.started_at = timezone.now()
+    worker.worker_id = worker._register()
+    yield worker
+    worker.pool.shutdown()
+    worker.broker.close()
+
+
+def test_the_heartbeat_prunes_when_due_and_not_again_within_the_interval(process):
+    # Given old successes, and a prune pass due
+    rows(3)
+    process.heartbeat.next_prune = time.monotonic()
+    # When the heartbeat beats
+    process.heartbeat.heartbeat_once(timezone.now())
+    # Then they are gone
+    assert not Job.objects.exists()
+    # And old jobs found a beat later wait for the next pass, prune_interval (300 s) away
+    rows(3)
+    process.heartbeat.heartbeat_once(timezone.now())
+    assert Job.objects.count() == 3
+    assert process.heartbeat.next_prune > time.monotonic() + 250
 
 
 # --- manage.py jobs prune -----------------------------------------------------------------
