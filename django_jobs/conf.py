@@ -4,6 +4,8 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 
 BROKERS = ("database", "redis")
+#: Days finished jobs are kept before workers prune them, per status (docs/retention.md).
+RETENTION_DAYS = {"SUCCESSFUL": 7, "FAILED": 30, "CANCELLED": 7}
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,22 @@ class JobsOptions:
     #: Bearer token that lets Prometheus read the metrics view (docs/metrics.md). None: staff
     #: users who may view jobs only.
     metrics_token: str | None = None
+    #: Days finished jobs are kept, per status, over ``RETENTION_DAYS`` (None: forever).
+    retention: dict | None = None
+    #: Seconds between a worker's prune passes (None: workers never prune; ``jobs prune``).
+    prune_interval: float | None = 300.0
+    #: Days the dashboard's per-minute counters are kept (None: forever).
+    history_retention: float | None = 8
+
+    def retention_periods(self) -> dict[str, timedelta | None]:
+        """How long finished jobs are kept, per status (None: forever)."""
+        days = {**RETENTION_DAYS, **(self.retention or {})}
+        return {status: None if n is None else timedelta(days=n) for status, n in days.items()}
+
+    @property
+    def history(self) -> timedelta | None:
+        """How long the dashboard's per-minute counters are kept (None: forever)."""
+        return None if self.history_retention is None else timedelta(days=self.history_retention)
 
     @classmethod
     def from_dict(cls, options: dict) -> "JobsOptions":

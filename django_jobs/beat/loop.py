@@ -54,32 +54,53 @@ def fire(database: str, schedule: Schedule, now: datetime) -> list[str]:
             .values_list("fire_time", flat=True)
         )
         runs = [_enqueue(database, schedule, time) for time in times if time not in fired]
-        changes: dict = {"last_error": runs[-1][1] if runs else error}
+        changes: dict = {"last_error": runs[-1][2] if runs else error}
         if runs:
-            changes.update(last_fired_at=times[-1], last_job_id=runs[-1][0])
+            changes.update(last_fired_at=times[-1], last_job_id=runs[-1][1])
         schedules.filter(pk=schedule.pk).update(**changes)
-    return [job_id for job_id, _ in runs if job_id]
+    for run in runs:  # once committed: a line says what happened, not what was tried
+        _log(schedule, *run)
+    return [job_id for _, job_id, _, _ in runs if job_id]
 
 
-def _enqueue(database: str, schedule: Schedule, fire_time: datetime) -> tuple[str | None, str]:
-    """Enqueue one run and record its fire time in the caller's transaction: (job id, error)."""
-    job_id, error = None, ""
+def _enqueue(database: str, schedule: Schedule, fire_time: datetime) -> tuple:
+    """Enqueue one run and record its fire time in the caller's transaction.
+
+    Returns (fire time, job id, error, queue): a run that could not be enqueued has no job id
+    and an error; its fire time is recorded all the same (it is not tried again).
+    """
+    job_id, error, queue = None, "", None
     try:
         with transaction.atomic(using=database):  # a savepoint: a bad call spoils nothing else
-            job_id = enqueue_now(schedule).id
+            result = enqueue_now(schedule)
+            job_id, queue = result.id, result.task.queue_name
     except (JobsError, InvalidTask, TypeError, ValueError) as e:
-        logger.error("schedule could not enqueue schedule=%s error=%r", schedule.name, e)
         error = f"{type(e).__name__}: {e}"
     ScheduleFire.objects.using(database).create(
         schedule=schedule, fire_time=fire_time, job_id=job_id
     )
+    return fire_time, job_id, error, queue
+
+
+def _log(schedule: Schedule, fire_time: datetime, job_id, error: str, queue) -> None:
+    if job_id is None:
+        logger.error(
+            "schedule could not enqueue, fire time skipped schedule=%s fire_time=%s task=%s "
+            "error=%r",
+            schedule.name,
+            fire_time.isoformat(),
+            schedule.task,
+            error,
+        )
+        return
     logger.info(
-        "schedule fired schedule=%s fire_time=%s job_id=%s",
+        "schedule fired schedule=%s fire_time=%s job_id=%s task=%s queue=%s",
         schedule.name,
         fire_time.isoformat(),
         job_id,
+        schedule.task,
+        queue,
     )
-    return job_id, error
 
 
 def enqueue_now(schedule: Schedule):

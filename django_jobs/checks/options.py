@@ -32,6 +32,13 @@ def _module_list(value) -> bool:
     return isinstance(value, list | tuple) and all(_text(name) for name in value)
 
 
+def _retention(value) -> bool:
+    return isinstance(value, dict) and all(
+        key in ("SUCCESSFUL", "FAILED", "CANCELLED") and (days is None or _non_negative(days))
+        for key, days in value.items()
+    )
+
+
 #: key -> (accepts the value, what it takes). Keys not here are unknown (E001).
 RULES: dict[str, Rule] = {
     "broker": (_text, 'a string: "database" or "redis"'),
@@ -55,6 +62,16 @@ RULES: dict[str, Rule] = {
     "metrics_token": (
         lambda v: v is None or (isinstance(v, str) and len(v) >= 16),
         "None or a secret string of at least 16 characters",
+    ),
+    "retention": (
+        _retention,
+        'a dict of days per finished status (None: forever), e.g. {"SUCCESSFUL": 7, '
+        '"FAILED": 30, "CANCELLED": 7}',
+    ),
+    "prune_interval": (lambda v: v is None or _positive(v), "None or a number of seconds > 0"),
+    "history_retention": (
+        lambda v: v is None or (_number(v) and 1 <= v < float("inf")),
+        "None or a number of days >= 1 (the dashboard shows the last day)",
     ),
 }
 

@@ -59,16 +59,26 @@ def rescue_expired(
     jobs = Job.objects.using(database)
     fields = (
         "pk", "attempts", "max_attempts", "claimed_by", "backend", "queue_name", "priority",
-        "cancel_requested_at", "workflow_id", "limit_key", "db_now",
+        "cancel_requested_at", "workflow_id", "limit_key", "task_path", "db_now",
     )  # fmt: skip
     expired = jobs.expired().annotate(db_now=DatabaseNow()).values_list(*fields)[:limit]
     rescued = 0
     back = []
     for row in list(expired):
         *columns, db_now = row  # db_now: the rescue's time, by the database's clock
-        pk, attempts, max_attempts, worker_id, backend, queue, priority, cancel, flow, gate = (
-            columns
-        )
+        (
+            pk,
+            attempts,
+            max_attempts,
+            worker_id,
+            backend,
+            queue,
+            priority,
+            cancel,
+            flow,
+            gate,
+            task,
+        ) = columns
         error = error_entry(
             LOST,
             f"{LOST}: worker {worker_id} stopped heartbeating; lease expired.\n",
@@ -101,8 +111,10 @@ def rescue_expired(
                     )
                 )
             logger.warning(
-                "rescued job_id=%s attempt=%s worker=%s requeued=%s",
+                "rescued job_id=%s task=%s queue=%s attempt=%s worker=%s requeued=%s",
                 pk,
+                task,
+                queue,
                 attempts,
                 worker_id,
                 requeue,

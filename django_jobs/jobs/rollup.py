@@ -4,7 +4,8 @@ Never written per job: the worker heartbeat (about once a minute) and the dashbo
 every complete minute since the last rolled one. Only minutes that ended ``LAG`` ago are
 rolled up, so late commits (the completer's batches, clock skew between hosts) land before
 their minute is counted; the dashboard counts the newer minutes live from the same index.
-Concurrent rollups compute the same rows and insert them ignoring conflicts.
+Concurrent rollups compute the same rows and insert them ignoring conflicts. Old counters
+are deleted with the jobs' retention (``jobs.retention``, OPTIONS ``history_retention``).
 """
 
 from collections import defaultdict
@@ -20,8 +21,6 @@ MINUTE = timedelta(minutes=1)
 LAG = 2 * MINUTE
 #: The dashboard's widest window, and how far back a first rollup goes.
 BACKFILL = timedelta(days=1)
-#: Counters older than this are deleted by the rollup.
-KEEP = timedelta(days=8)
 
 FIELD = {
     JobStatus.SUCCESSFUL: "succeeded",
@@ -73,7 +72,5 @@ def rollup(database: str, now: datetime, limit: timedelta = BACKFILL) -> datetim
         rows.append(JobMinute(minute=minute, queue_name=queue, **fields))
         for name, n in fields.items():
             setattr(totals[minute], name, getattr(totals[minute], name) + n)
-    minutes = JobMinute.objects.using(database)
-    minutes.bulk_create(rows, batch_size=500, ignore_conflicts=True)
-    minutes.filter(minute__lt=now - KEEP).delete()
+    JobMinute.objects.using(database).bulk_create(rows, batch_size=500, ignore_conflicts=True)
     return end

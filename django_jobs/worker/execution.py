@@ -19,6 +19,7 @@ from django_jobs.jobs import flows
 from django_jobs.jobs.models import Job
 from django_jobs.jobs.status import JobStatus
 from django_jobs.jsonargs import check_json
+from django_jobs.logs import job_fields
 from django_jobs.tasks_api import TaskResultStatus, task_finished, task_started
 
 logger = logging.getLogger(__name__)
@@ -85,10 +86,7 @@ class Attempt:
     def lost(self) -> None:
         self.outcome = "LOST"
         logger.warning(
-            "lease lost, outcome dropped job_id=%s attempt=%s worker=%s",
-            self.job.pk,
-            self.job.attempts,
-            self.worker_id,
+            "lease lost, outcome dropped %s worker=%s", job_fields(self.job), self.worker_id
         )
 
 

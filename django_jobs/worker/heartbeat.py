@@ -1,4 +1,5 @@
-"""A worker process's heartbeat: renew its leases, pass on cancellations, rescue, sweep.
+"""A worker process's heartbeat: renew its leases, pass on cancellations, rescue, sweep,
+roll up counters and prune old jobs.
 
 ``heartbeat_once(now)`` is one beat (the tests call it directly); the thread runs it every
 ``heartbeat_interval`` until the process has finished every job and written every outcome,
@@ -6,6 +7,7 @@ not merely until it is asked to stop: a draining worker's jobs still run and kee
 """
 
 import logging
+import random
 import threading
 import time
 from datetime import datetime, timedelta
@@ -15,7 +17,8 @@ from django.utils import timezone
 
 from django_jobs.db.reconnect import call_reconnecting
 from django_jobs.db.transient import SERVICE_ERRORS, is_transient
-from django_jobs.jobs import leases, operations, rollup
+from django_jobs.jobs import leases, operations, retention, rollup
+from django_jobs.logs import fields
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +37,9 @@ class Heartbeat:
         #: When the last renewal succeeded (monotonic clock).
         self.last_ok = time.monotonic()
         self.next_rollup = time.monotonic()
+        # Processes started together do not all prune at the same moment.
+        jitter = random.uniform(0, self.options.prune_interval or 0)  # noqa: S311  (no secret)
+        self.next_prune = time.monotonic() + jitter
 
     @property
     def ident(self) -> int | None:
@@ -81,6 +87,7 @@ class Heartbeat:
         if paused is not None:
             process.broker.set_paused(paused)
         self._rollup(now)
+        self._prune(now)
         silent = time.monotonic() - self.last_ok
         if silent > self.options.lease_seconds - self.options.heartbeat_interval:
             logger.error(
@@ -134,3 +141,23 @@ class Heartbeat:
             return
         behind = caught_up < rollup.floor_minute(now - rollup.LAG)
         self.next_rollup = time.monotonic() + (0 if behind else ROLLUP_EVERY)
+
+    def _prune(self, now: datetime) -> None:
+        """Delete a few batches of jobs past their retention, when due (at once again while
+        a pass uses its whole budget: a backlog is caught up one heartbeat at a time)."""
+        interval = self.options.prune_interval
+        if interval is None or time.monotonic() < self.next_prune:
+            return
+        self.next_prune = time.monotonic() + interval
+        try:
+            deleted = retention.prune(
+                self.database, now, self.options.retention_periods(), self.options.history
+            )
+        except (DatabaseError, InterfaceError) as e:
+            logger.warning("prune failed worker=%s error=%r", self.process.worker_id, e)
+            return
+        if any(deleted.values()):
+            counts = {key.lower(): n for key, n in deleted.items()}
+            logger.info("pruned %s worker=%s", fields(**counts), self.process.worker_id)
+        if sum(deleted.values()) >= retention.BATCH * retention.BATCHES:
+            self.next_prune = time.monotonic()

@@ -21,6 +21,7 @@ from django_jobs import instruments
 from django_jobs.exceptions import Discard, JobCancelled, Snooze
 from django_jobs.jobs import flows, transitions
 from django_jobs.jobs.status import JobStatus, error_entry
+from django_jobs.logs import job_fields
 from django_jobs.tasks_api import TaskResultStatus
 from django_jobs.worker.execution import Attempt, Outcome, execute
 
@@ -117,11 +118,9 @@ def _record_failure(outcome: Outcome, database: str, now: datetime) -> str:
         job.run_after = run_after  # the broker republishes it for that time
     logger.log(
         logging.ERROR if verdict == "failed" else logging.WARNING,
-        "job %s job_id=%s task=%s attempt=%s/%s error=%s",
+        "job %s %s max_attempts=%s error=%s",
         verdict,
-        job.pk,
-        job.task_path,
-        job.attempts,
+        job_fields(job),
         job.max_attempts,
         error["exception_class_path"],
     )
@@ -147,9 +146,7 @@ def _snooze(attempt: Attempt, seconds: float, now: datetime) -> str:
         attempt.lost()
         return "lost"
     attempt.job.run_after = run_after
-    logger.info(
-        "job snoozed job_id=%s task=%s seconds=%s", attempt.job.pk, attempt.job.task_path, seconds
-    )
+    logger.info("job snoozed %s seconds=%s", job_fields(attempt.job), seconds)
     attempt.finish(TaskResultStatus.READY, None)
     return "snoozed"
 

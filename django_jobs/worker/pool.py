@@ -13,6 +13,7 @@ from inspect import iscoroutinefunction
 from django.db import close_old_connections
 
 from django_jobs.exceptions import JobCancelled, JobTimeout
+from django_jobs.logs import job_fields
 from django_jobs.worker.execution import Attempt, Outcome, execute
 from django_jobs.worker.interrupt import raise_in_thread
 
@@ -147,7 +148,7 @@ class Pool:
                 call = lambda task, a, kw: self._call(running, task, a, kw)  # noqa: E731
                 outcome = execute(running.attempt, call)
             except BaseException as e:  # a signal receiver raised: still the job's outcome
-                logger.exception("job crashed its thread job_id=%s", running.attempt.job.pk)
+                logger.exception("job crashed its thread %s", job_fields(running.attempt.job))
                 outcome = Outcome(running.attempt, error=e, retry=False)
             if self.forget(running):
                 self.on_outcome(outcome)
@@ -210,7 +211,7 @@ class Pool:
                     continue
                 running.attempt.cancelled.set()
                 running.cancel_at = now + getattr(running.attempt.task, "cancel_grace", 10.0)
-                logger.info("job cancellation requested job_id=%s", pk)
+                logger.info("job cancellation requested %s", job_fields(running.attempt.job))
 
     def interrupt_overdue(self, now: float) -> list[Running]:
         """Stop jobs past their deadline or cancel grace; return the ones already told.
@@ -235,8 +236,8 @@ class Pool:
                     running.interrupt = error
                     raise_in_thread(running.thread_id, error)
                     logger.warning(
-                        "interrupting job_id=%s with %s timeout=%s",
-                        running.attempt.job.pk,
+                        "interrupting %s with %s timeout=%s",
+                        job_fields(running.attempt.job),
                         error.__name__,
                         running.timeout,
                     )

@@ -19,6 +19,7 @@ from django_jobs.exceptions import BrokerUnavailable, JobCancelled, JobTimeout
 from django_jobs.jobs import operations
 from django_jobs.jobs.claims import claim_reconnecting
 from django_jobs.jobs.models import Job
+from django_jobs.logs import job_fields
 from django_jobs.tasks_api import TaskResultStatus, task_backends
 from django_jobs.worker import registration
 from django_jobs.worker.completer import Completer
@@ -223,8 +224,8 @@ class WorkerProcess:
                 continue
             # The thread is stuck in C code: fail the job here, then replace the process.
             logger.error(
-                "job thread cannot be stopped, replacing process job_id=%s",
-                running.attempt.job.pk,
+                "job thread cannot be stopped, replacing process %s",
+                job_fields(running.attempt.job),
             )
             if self.pool.forget(running):
                 if running.interrupt is JobCancelled:

@@ -1,4 +1,4 @@
-"""``manage.py jobs``: operator commands (stats, retry, cancel, pause, resume, purge, …).
+"""``manage.py jobs``: operator commands (stats, retry, cancel, pause, resume, purge, prune…).
 
 Exit status: 0 done; 1 nothing to act on (an id or queue not found, a confirmation declined);
 2 bad arguments (a malformed id, duration or priority; a destructive command without --yes
@@ -11,11 +11,12 @@ import sys
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from django_jobs import backend as backends
 from django_jobs import registry
 from django_jobs.exceptions import JobsError, UnknownTask
-from django_jobs.jobs import operations, selection
+from django_jobs.jobs import operations, retention, selection
 from django_jobs.jobs.status import JobStatus
 from django_jobs.tasks_api import (
     DEFAULT_TASK_BACKEND_ALIAS,
@@ -137,6 +138,9 @@ class Command(BaseCommand):
             actions.append(sub.choices[name])
         purge = sub.add_parser("purge", help="Delete finished jobs older than --older-than.")
         purge.add_argument("--older-than", type=duration, required=True, help="e.g. 30d, 12h")
+        retained = sub.add_parser("prune", help="Delete finished jobs past their retention.")
+        retained.add_argument("--dry-run", action="store_true", help="count, change nothing")
+        actions.append(retained)
         prune = sub.add_parser("prune-workers", help="Delete Worker rows silent for a while.")
         prune.add_argument("--older-than", type=duration, default=timedelta(days=1))
         changing += [purge, prune]
@@ -202,6 +206,8 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"deleted {operations.purge(database, options['older_than'])} job(s)"
                 )
+        elif action == "prune":
+            self._prune(jobs_backend, options["dry_run"])
         elif action == "prune-workers":
             workers = operations.silent_workers(database, options["older_than"])
             if self._confirm("delete", workers, "worker row(s)", **options):
@@ -259,6 +265,23 @@ class Command(BaseCommand):
             self.stdout.write(f"  {pk}")
         if count > LIST_LIMIT:
             self.stdout.write(f"  … and {count - LIST_LIMIT} more")
+
+    def _prune(self, backend, dry_run: bool) -> None:
+        """Apply the backend's retention OPTIONS now, in batches, until nothing is left."""
+        options, now = backend.jobs_options, timezone.now()
+        periods, history = options.retention_periods(), options.history
+        if dry_run:
+            counts = retention.pending(options.database, now, periods, history)
+        else:
+            counts = retention.prune(options.database, now, periods, history, batches=None)
+        jobs = {key: n for key, n in counts.items() if key in JobStatus.values}
+        detail = " ".join(f"{key}={n}" for key, n in jobs.items()) or "every status kept forever"
+        verb = "would delete" if dry_run else "deleted"
+        self.stdout.write(
+            f"{verb} {sum(jobs.values())} job(s) ({detail}), {counts['workflows']} workflow(s), "
+            f"{counts['minutes']} counter row(s)"
+            + (" (dry run, nothing changed)" if dry_run else "")
+        )
 
     def _check_queue(self, backend, queue: str) -> None:
         if backend.queues and queue not in backend.queues:

@@ -1,11 +1,16 @@
 """``manage.py runbeat``: enqueue scheduled jobs (safe to run on several hosts at once)."""
 
+import logging
+
 from django.core.management.base import BaseCommand, CommandError
 
 from django_jobs import backend as backends
+from django_jobs import logs
 from django_jobs.backend import JobsBackend
 from django_jobs.beat.loop import Beat
 from django_jobs.tasks_api import InvalidTaskBackend
+
+logger = logging.getLogger("django_jobs.runbeat")
 
 
 def positive_seconds(value: str) -> float:
@@ -40,9 +45,18 @@ class Command(BaseCommand):
             action="store_true",
             help="Do not sync JOBS_SCHEDULES into the table at start.",
         )
+        parser.add_argument(
+            "--log-format",
+            choices=logs.FORMATS,
+            default=None,
+            help="Write django_jobs lines to stderr as text or JSON (one object per line), "
+            "whatever LOGGING says. Default: text to stderr unless LOGGING configures them.",
+        )
 
-    def handle(self, *args, backend, check_interval, no_sync, **options):
-        jobs_backend(backend)
+    def handle(self, *args, backend, check_interval, no_sync, log_format, **options):
+        scheduled = jobs_backend(backend)
+        logs.configure(log_format)
+        logger.info(logs.beat_banner(scheduled, check_interval))
         code = Beat(backend=backend, check_interval=check_interval, sync=not no_sync).run()
         if code:
             raise SystemExit(code)

@@ -1,12 +1,17 @@
 """``manage.py runworker``: start supervised worker processes."""
 
+import logging
+
 from django.core.management.base import BaseCommand, CommandError
 
+from django_jobs import logs
 from django_jobs.beat.loop import Beat
 from django_jobs.console.metrics import WorkerMetrics
 from django_jobs.management.commands.runbeat import jobs_backend
 from django_jobs.worker.process import WorkerProcess
 from django_jobs.worker.supervisor import Supervisor
+
+logger = logging.getLogger("django_jobs.runworker")
 
 
 def positive_int(value: str) -> int:
@@ -69,6 +74,13 @@ class Command(BaseCommand):
             default="0.0.0.0",  # noqa: S104  (Prometheus scrapes from another host)
             help="Address the metrics port listens on (default: every interface).",
         )
+        parser.add_argument(
+            "--log-format",
+            choices=logs.FORMATS,
+            default=None,
+            help="Write django_jobs lines to stderr as text or JSON (one object per line), "
+            "whatever LOGGING says. Default: text to stderr unless LOGGING configures them.",
+        )
 
     def handle(
         self,
@@ -82,6 +94,7 @@ class Command(BaseCommand):
         beat,
         metrics_port,
         metrics_addr,
+        log_format,
         **o,
     ):
         served = jobs_backend(backend)
@@ -89,6 +102,8 @@ class Command(BaseCommand):
             raise CommandError("--beat cannot be combined with --burst (beat never finishes).")
         if burst and metrics_port is not None:
             raise CommandError("--metrics-port cannot be combined with --burst.")
+        logs.configure(log_format)
+        logger.info(logs.worker_banner(served, queues, processes, concurrency, beat))
 
         def child(parent_pid: int) -> int:
             return WorkerProcess(
