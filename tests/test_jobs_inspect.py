@@ -161,11 +161,16 @@ def test_health_fails_in_one_line_when_the_database_does_not_answer():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = process_env(database_url=f"postgres://postgres@127.0.0.1:{port}/nothing")
-    # When the probe runs
-    done = jobs("health", "--skip-checks", env=env)
+    # When the probe runs (system checks included)
+    done = jobs("health", env=env)
     # Then it exits 1 saying why, in one line
     assert done.returncode == 1
     assert "unhealthy: database 'default' does not answer" in one_line_error(done)
+    # And the other looking subcommands say so in one line too
+    for args in (["stats"], ["list"], ["show", "abcd"]):
+        done = jobs(*args, env=env)
+        assert done.returncode == 1
+        assert "database 'default' does not answer" in one_line_error(done)
 
 
 @pytest.mark.parametrize(

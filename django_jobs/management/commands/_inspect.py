@@ -9,6 +9,7 @@ import json
 import socket
 
 from django.core.management.base import CommandError
+from django.db import DatabaseError
 
 from django_jobs.jobs import health, operations, selection
 from django_jobs.jobs.status import JobStatus
@@ -61,9 +62,12 @@ def _whole(value: str, least: int) -> int:
 
 
 def handle(command, action: str, backend, **options) -> None:
-    {"stats": stats, "list": listing, "show": show, "health": probe}[action](
-        command, backend, **options
-    )
+    """Run ``action``; a database that does not answer is one line (exit 1), no traceback."""
+    run = {"stats": stats, "list": listing, "show": show, "health": probe}[action]
+    try:
+        run(command, backend, **options)
+    except DatabaseError as e:
+        raise CommandError(health.database_problem(backend.database) or str(e), returncode=1) from e
 
 
 def stats(command, backend, json: bool = False, **options) -> None:
