@@ -1,9 +1,13 @@
 """``django_jobs.testing``: the helpers users put in their own suites, used from a Django
 ``TestCase`` (each test inside a transaction) and from pytest (the ``jobs`` fixture)."""
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.test import TestCase
 from django.utils import timezone
 
@@ -19,6 +23,7 @@ from django_jobs.testing import (
 )
 from django_jobs.testing.pytest_plugin import jobs  # noqa: F401  (the fixture, as -p loads it)
 from tests import tasks
+from tests.conftest import ROOT
 
 T0 = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -185,3 +190,38 @@ def test_schedules_declared_in_settings_are_synced_and_fired_like_beat_does(jobs
     run = jobs.run_schedules(timezone.now() + timedelta(minutes=2))
     # Then the declared schedule fired (once: its missed-run policy) and its job ran
     assert [(j.task_path, j.args) for j in run.succeeded] == [("tests.tasks.add", [4, 4])]
+
+
+INNER_TEST = """
+from tests import tasks
+
+
+def test_with_the_fixture(jobs):
+    tasks.add.enqueue(1, 2)
+    jobs.assert_enqueued(tasks.add, 1, 2)
+    assert [job.return_value for job in jobs.run().succeeded] == [3]
+"""
+
+
+def test_the_plugin_loaded_by_name_gives_a_suite_the_jobs_fixture(tmp_path):
+    # Given a test module using the `jobs` fixture without importing it
+    (tmp_path / "test_inner.py").write_text(INNER_TEST)
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": ""}
+    if connection.vendor == "sqlite":  # its own test database, not this run's
+        env["DATABASE_URL"] = f"sqlite:///{ROOT / 'var' / 'plugin.sqlite3'}"
+    else:
+        env["TEST_DATABASE_NAME"] = f"{connection.settings_dict['NAME']}_plugin"
+    # When pytest runs it with the plugin named on the command line
+    args = ["-p", "django_jobs.testing.pytest_plugin", "-p", "no:cacheprovider", "--create-db"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *args, "-q", "-c", str(ROOT / "pyproject.toml")]
+        + ["--rootdir", str(ROOT), str(tmp_path / "test_inner.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # Then the fixture was there and its test passed
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout

@@ -14,24 +14,27 @@ Jobs run through the worker's own path (``jobs.claims`` to claim, ``worker.execu
 See ``docs/testing.md``.
 """
 
-from django_jobs.testing.assertions import assert_enqueued, assert_not_enqueued, enqueued_jobs
-from django_jobs.testing.runner import (
-    JobsTestMixin,
-    Run,
-    StillRunnable,
-    fire_schedules,
-    run_jobs,
-    run_schedules,
-)
+#: Where each public name lives. Imported on first use: pytest loads the plugin module of this
+#: package (``django_jobs.testing.pytest_plugin``) before Django is set up, so importing the
+#: package must not import models.
+_EXPORTS = {
+    "assert_enqueued": "assertions",
+    "assert_not_enqueued": "assertions",
+    "enqueued_jobs": "assertions",
+    "JobsTestMixin": "runner",
+    "Run": "runner",
+    "StillRunnable": "runner",
+    "fire_schedules": "runner",
+    "run_jobs": "runner",
+    "run_schedules": "runner",
+}
 
-__all__ = [
-    "JobsTestMixin",
-    "Run",
-    "StillRunnable",
-    "assert_enqueued",
-    "assert_not_enqueued",
-    "enqueued_jobs",
-    "fire_schedules",
-    "run_jobs",
-    "run_schedules",
-]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -39,12 +39,18 @@ class StillRunnable(AssertionError):
 
 @dataclass
 class Run:
-    """What ``run_jobs`` ran: every attempt, in order."""
+    """What ``run_jobs`` ran: every attempt, in order; its jobs by outcome, as they are now."""
 
     attempts: list[Attempt] = field(default_factory=list)
 
     def _with(self, outcome) -> list[Job]:
-        return [a.job for a in self.attempts if a.outcome == outcome]
+        """The jobs of the attempts that ended with ``outcome``, read again from the table."""
+        attempts = [a for a in self.attempts if a.outcome == outcome]
+        if not attempts:
+            return []
+        ids = [a.job.pk for a in attempts]
+        rows = Job.objects.using(attempts[0].backend.database).in_bulk(ids)
+        return [rows[pk] for pk in ids if pk in rows]
 
     @property
     def succeeded(self) -> list[Job]:
