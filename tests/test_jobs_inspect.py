@@ -59,6 +59,26 @@ def read_terminal(controller: int) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
+def on_a_terminal(*args: str) -> tuple[subprocess.CompletedProcess, str]:
+    """Run ``manage.py jobs <args>`` with stderr on a terminal; also return what it drew."""
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "jobs", *args],
+            cwd=ROOT,
+            env=process_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+            timeout=120,
+        )
+        return done, read_terminal(controller)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+
 # --- list -------------------------------------------------------------------------------------
 def test_list_shows_the_newest_jobs_first_in_a_compact_table():
     # Given three jobs enqueued one after the other
@@ -187,6 +207,8 @@ def test_health_fails_in_one_line_when_the_database_does_not_answer():
         ({"queues": []}, ["--workers", "2"], 1),
         ({"hostname": "elsewhere"}, ["--workers", "1", "--this-host"], 1),
         ({"hostname": socket.gethostname()}, ["--workers", "1", "--this-host"], 0),
+        ({"queues": ["emails"]}, ["--queue", "reports"], 1),  # --queue implies --workers 1
+        ({"hostname": socket.gethostname()}, ["--this-host"], 0),
     ],
 )
 def test_health_counts_the_workers_that_heartbeated_recently(given, args, code):
@@ -220,26 +242,17 @@ def test_a_bulk_retry_draws_a_progress_bar_on_a_terminal_only():
     assert (piped.returncode, piped.stdout.strip(), piped.stderr) == (0, "retried 1500 job(s)", "")
     # When they are retried again on a terminal
     Job.objects.update(status=JobStatus.FAILED)
-    controller, terminal = pty.openpty()
-    try:
-        done = subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), "jobs", "retry", "--status", "FAILED"],
-            cwd=ROOT,
-            env=process_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=terminal,
-            text=True,
-            timeout=120,
-        )
-        drawn = read_terminal(controller)
-    finally:
-        os.close(controller)
-        os.close(terminal)
+    done, drawn = on_a_terminal("retry", "--status", "FAILED")
     # Then the bar was drawn as the batches went, and every job was retried
     assert done.returncode == 0 and done.stdout.strip() == "retried 1500 job(s)"
     assert "retrying [" in drawn and "1000/1500" in drawn and "1500/1500" in drawn
     assert Job.objects.filter(status=JobStatus.READY).count() == 1500
+    # And a purge of them all on a terminal draws its bar too
+    Job.objects.update(status=JobStatus.FAILED, finished_at=timezone.now() - timedelta(days=2))
+    done, drawn = on_a_terminal("purge", "--older-than", "1d", "--yes")
+    assert done.returncode == 0 and done.stdout.strip() == "deleted 1500 job(s)"
+    assert "deleting [" in drawn and "1500/1500" in drawn
+    assert not Job.objects.exists()
 
 
 # --- bench ------------------------------------------------------------------------------------

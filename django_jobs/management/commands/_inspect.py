@@ -32,7 +32,10 @@ def add_parsers(sub, job_id, status, duration) -> list:
     show.add_argument("id", type=job_id, metavar="JOB_ID", help="a job id or a unique prefix")
     probe = sub.add_parser("health", help="Exit 0 if the database answers (and workers live).")
     probe.add_argument(
-        "--workers", type=positive_or_zero, default=0, help="at least N workers must be live"
+        "--workers",
+        type=positive_or_zero,
+        default=None,
+        help="at least N workers must be live (default 0; 1 with --queue or --this-host)",
     )
     probe.add_argument(
         "--max-age",
@@ -97,10 +100,9 @@ def listing(command, backend, status, task, queue, limit: int, **options) -> Non
 
 def show(command, backend, id: str, **options) -> None:  # noqa: A002 (the argument's name)
     try:
-        [pk] = selection.resolve(backend.database, [id])
+        job = selection.select(backend.database, backend.alias, [id]).get()
     except selection.JobNotFound as e:
         raise CommandError(str(e), returncode=1) from e
-    job = selection.select(backend.database, backend.alias, [id]).get(pk=pk)
     command.stdout.write(tables.job_details(job))
 
 
@@ -110,6 +112,8 @@ def probe(command, backend, workers: int, max_age, queue, this_host: bool, **opt
     if problem:
         raise CommandError(f"unhealthy: {problem}", returncode=1)
     said = f"ok: database {backend.database!r} answers"
+    if workers is None:
+        workers = 1 if queue or this_host else 0
     if workers:
         within = max_age or backend.jobs_options.lease
         hostname = socket.gethostname() if this_host else None
