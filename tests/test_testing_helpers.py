@@ -4,6 +4,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -108,6 +109,15 @@ class HelpersInATestCase(JobsTestMixin, TestCase):
         assert (job.task_path, job.args) == ("tests.tasks.add", [2, 3])
         assert Job.objects.get(pk=job.pk).return_value == 5
         self.assertEnqueued(tasks.add, 2, 3)
+
+    def test_jobs_with_limits_run_through_their_gates(self):
+        # Given three jobs of a task with a concurrency limit of one
+        with tempfile.TemporaryDirectory() as directory:
+            for _ in range(3):
+                tasks.one_at_a_time.enqueue(directory, 0)
+            # When the jobs are run, then each ran (one at a time: one per round)
+            assert len(self.run_jobs().succeeded) == 3
+            assert len(os.listdir(directory)) == 3
 
     def test_deferred_jobs_wait_unless_now_says_they_are_due(self):
         later = tasks.add.using(run_after=timezone.now() + timedelta(hours=1)).enqueue(1, 1)
