@@ -59,14 +59,18 @@ def read_terminal(controller: int) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
-def on_a_terminal(*args: str) -> tuple[subprocess.CompletedProcess, str]:
-    """Run ``manage.py jobs <args>`` with stderr on a terminal; also return what it drew."""
+def on_a_terminal(*args: str, **env: str) -> tuple[subprocess.CompletedProcess, str]:
+    """Run ``manage.py jobs <args>`` with stderr on a terminal (outside CI unless ``env`` says
+    so); also return what it drew."""
+    environment = {**process_env(), "TERM": "xterm", **env}
+    if "CI" not in env:
+        environment.pop("CI", None)
     controller, terminal = pty.openpty()
     try:
         done = subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), "jobs", *args],
             cwd=ROOT,
-            env=process_env(),
+            env=environment,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=terminal,
@@ -240,6 +244,10 @@ def test_a_bulk_retry_draws_a_progress_bar_on_a_terminal_only():
     piped = jobs("retry", "--status", "FAILED")
     # Then no bar, just the count
     assert (piped.returncode, piped.stdout.strip(), piped.stderr) == (0, "retried 1500 job(s)", "")
+    # When they are retried again on a CI job's pseudo-terminal, then no bar either
+    Job.objects.update(status=JobStatus.FAILED)
+    done, drawn = on_a_terminal("retry", "--status", "FAILED", CI="true")
+    assert (done.returncode, done.stdout.strip(), drawn) == (0, "retried 1500 job(s)", "")
     # When they are retried again on a terminal
     Job.objects.update(status=JobStatus.FAILED)
     done, drawn = on_a_terminal("retry", "--status", "FAILED")
