@@ -226,6 +226,13 @@ def snoozes_then_fails(context):
     raise ValueError(f"failed on attempt {context.attempt}")
 
 
+@task()
+def snoozes_forever():
+    from django_jobs import Snooze
+
+    raise Snooze(3600)
+
+
 @task(max_attempts=5)
 def discards(reason):
     from django_jobs import Discard

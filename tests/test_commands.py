@@ -32,7 +32,7 @@ def test_stats_counts_jobs_per_queue_and_status():
     tasks.add.enqueue(3, 4)
     finish(tasks.other_queue.enqueue(1), JobStatus.FAILED)
     # When
-    stats = json.loads(run("stats"))
+    stats = json.loads(run("stats", "--json"))
     # Then
     assert stats["queues"]["default"]["READY"] == 2
     assert stats["queues"]["emails"]["FAILED"] == 1

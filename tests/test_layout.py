@@ -10,6 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "django_jobs"
 JOBS = PACKAGE / "jobs"
 
 #: Package → the packages of django_jobs it must never import (they sit above it).
+#: ``testing`` (helpers for users' suites) is at the top beside ``management``: none imports it.
 FORBIDDEN = {
     "db": ("jobs", "brokers", "worker", "beat", "console", "admin", "management", "backend"),
     "jobs": ("brokers", "worker", "beat", "console", "admin", "management", "backend"),
@@ -19,6 +20,7 @@ FORBIDDEN = {
     "console": ("admin", "management"),
     "admin": ("management",),
 }
+FORBIDDEN = {package: (*above, "testing") for package, above in FORBIDDEN.items()}
 
 
 def test_only_the_jobs_package_writes_job_status():

@@ -29,7 +29,7 @@ def running_job(path, seconds: float):
 
 def live_workers() -> int:
     out = StringIO()
-    call_command("jobs", "stats", stdout=out)
+    call_command("jobs", "stats", "--json", stdout=out)
     return json.loads(out.getvalue())["live_workers"]
 
 

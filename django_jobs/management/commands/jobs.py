@@ -1,6 +1,8 @@
-"""``manage.py jobs``: operator commands (stats, retry, cancel, pause, resume, purge, prune…).
+"""``manage.py jobs``: operator commands (stats, list, show, health, retry, cancel, pause,
+resume, purge, prune, …).
 
-Exit status: 0 done; 1 nothing to act on (an id or queue not found, a confirmation declined);
+Exit status: 0 done; 1 nothing to act on (an id or queue not found, no job matches, a
+confirmation declined), or ``health`` found a problem, or ``bench`` found workers on its queue;
 2 bad arguments (a malformed id, duration or priority; a destructive command without --yes
 off a terminal). Errors are one line on stderr, never a traceback.
 """
@@ -18,6 +20,8 @@ from django_jobs import registry
 from django_jobs.exceptions import JobsError, UnknownTask
 from django_jobs.jobs import operations, retention, selection
 from django_jobs.jobs.status import JobStatus
+from django_jobs.management import progress
+from django_jobs.management.commands import _inspect
 from django_jobs.tasks_api import (
     DEFAULT_TASK_BACKEND_ALIAS,
     TASK_MAX_PRIORITY,
@@ -117,6 +121,8 @@ class Command(BaseCommand):
         parser.add_argument("--backend", default="default")
         sub = parser.add_subparsers(dest="action", required=True, parser_class=OneLineParser)
         actions = [sub.add_parser("stats", help="Job counts per queue and status; live workers.")]
+        sub.choices["stats"].add_argument("--json", action="store_true", help="print JSON")
+        actions += _inspect.add_parsers(sub, job_id=job_id, status=status, duration=duration)
         changing = []  # take --dry-run
         for name, text in (
             ("retry", "Run failed/cancelled jobs again."),
@@ -170,6 +176,12 @@ class Command(BaseCommand):
         bench.add_argument("--latency-samples", type=int, default=200)
         bench.add_argument("--history", type=int, default=0, help="finished rows to add first")
         bench.add_argument("--json", action="store_true", help="print the summary as JSON")
+        bench.add_argument(
+            "--max-age",
+            type=duration,
+            default=None,
+            help="a worker is live if it heartbeated within this (default: the backend's lease)",
+        )
         for action in (*actions, bench):
             # Django's global options are the main parser's; accept them after the subcommand too.
             action.add_argument(
@@ -188,8 +200,8 @@ class Command(BaseCommand):
         except InvalidTaskBackend as e:
             raise bad_arguments(str(e)) from e
         database = jobs_backend.jobs_options.database
-        if action == "stats":
-            self.stdout.write(json.dumps(operations.stats(database), indent=2))
+        if action in _inspect.ACTIONS:
+            _inspect.handle(self, action, jobs_backend, **options)
         elif action in ("retry", "cancel"):
             self._retry_or_cancel(action, database, backend, **options)
         elif action == "pause":
@@ -203,9 +215,8 @@ class Command(BaseCommand):
         elif action == "purge":
             jobs = operations.purgeable(database, options["older_than"])
             if self._confirm("delete", jobs, "finished job(s)", **options):
-                self.stdout.write(
-                    f"deleted {operations.purge(database, options['older_than'])} job(s)"
-                )
+                count = progress.in_batches(jobs, operations.delete_jobs, self.stderr, "deleting")
+                self.stdout.write(f"deleted {count} job(s)")
         elif action == "prune":
             self._prune(jobs_backend, options["dry_run"])
         elif action == "prune-workers":
@@ -231,11 +242,11 @@ class Command(BaseCommand):
         if action == "retry":
             if options["dry_run"]:
                 return self._list("retry", jobs, "job(s)")
-            count = operations.retry_jobs(jobs)
+            count = progress.in_batches(jobs, operations.retry_jobs, self.stderr, "retrying")
         else:
             if not self._confirm("cancel", jobs, "job(s)", **options):
                 return
-            count = operations.cancel_jobs(jobs)
+            count = progress.in_batches(jobs, operations.cancel_jobs, self.stderr, "cancelling")
         verb = "retried" if action == "retry" else "cancelled"
         skipped = f" ({selected - count} of {selected} not in a state that allows it)"
         self.stdout.write(f"{verb} {count} job(s)" + (skipped if count < selected else ""))
@@ -290,7 +301,7 @@ class Command(BaseCommand):
                 f"{', '.join(sorted(backend.queues))}."
             )
 
-    def _bench(self, backend: str, json: bool, **options):
+    def _bench(self, backend: str, json: bool, max_age, **options):
         from django_jobs.bench import QUEUE
 
         for alias in {DEFAULT_TASK_BACKEND_ALIAS, backend}:  # noop is declared on default
@@ -301,13 +312,14 @@ class Command(BaseCommand):
                     f"TASKS[{alias!r}]['QUEUES'] does not list: add {QUEUE!r} to it to run "
                     "the benchmark."
                 )
+        _inspect.refuse_shared_bench_queue(backend, QUEUE, max_age)
         from django_jobs.bench.runner import Bench, BenchConfig
 
         fields = BenchConfig.__dataclass_fields__
         config = BenchConfig(backend=backend, **{k: v for k, v in options.items() if k in fields})
         log = self.stderr.write if json else self.stdout.write
         summary = Bench(config, log=log).run().summary()
-        self.stdout.write(json_dumps(summary))
+        self.stdout.write(json_dumps(summary) if json else _inspect.bench_table(summary))
 
     def _enqueue(self, backend, task_path, job_args, job_kwargs, queue, priority, **options):
         registry.autodiscover(backend.jobs_options.task_modules)
