@@ -38,8 +38,8 @@ def test_changelist_shows_next_fire_time_and_last_result(admin_client):
     job_id = enqueue_add()
     Schedule.objects.filter(pk=schedule.pk).update(last_job_id=job_id)
     page = admin_client.get(CHANGELIST).content.decode()
-    assert "every 60 s" in page
-    assert "READY" in page
+    assert "every 1 min" in page
+    assert "jobs-status-ready" in page
     assert reverse("admin:django_jobs_job_change", args=[job_id]) in page
 
 
@@ -71,14 +71,21 @@ def test_the_change_page_previews_the_next_five_fire_times(admin_client):
 
 def test_enable_and_disable_actions(admin_client):
     schedule = Schedule.objects.create(name="s", task="tests.tasks.add", interval_seconds=60)
-    admin_client.post(
-        CHANGELIST, {"action": "disable_schedules", "_selected_action": [schedule.pk]}
+    other = Schedule.objects.create(name="t", task="tests.tasks.add", interval_seconds=60)
+    response = admin_client.post(
+        CHANGELIST,
+        {"action": "disable_schedules", "_selected_action": [schedule.pk, other.pk]},
+        follow=True,
     )
     schedule.refresh_from_db()
     assert (schedule.enabled, schedule.next_fire_at) == (False, None)
-    admin_client.post(CHANGELIST, {"action": "enable_schedules", "_selected_action": [schedule.pk]})
+    assert [str(m) for m in response.context["messages"]] == ["Disabled 2 schedules."]
+    response = admin_client.post(
+        CHANGELIST, {"action": "enable_schedules", "_selected_action": [schedule.pk]}, follow=True
+    )
     schedule.refresh_from_db()
     assert schedule.enabled and schedule.next_fire_at is not None
+    assert [str(m) for m in response.context["messages"]] == ["Enabled 1 schedule."]
 
 
 def test_run_now_enqueues_a_job_without_moving_the_schedule(admin_client):

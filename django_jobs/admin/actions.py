@@ -12,6 +12,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.template.response import TemplateResponse
+from django.utils.translation import ngettext
 
 from django_jobs.jobs import operations
 from django_jobs.jobs.models import Job
@@ -25,6 +26,9 @@ class BulkAction:
     name: str
     verb: str
     done: str
+    #: What is said afterwards, singular and plural: "Retried %(count)d job."
+    done_one: str
+    done_many: str
     service: Callable
     flag: int
     scope: str
@@ -35,6 +39,8 @@ RETRY = BulkAction(
     "retry_jobs",
     "Retry",
     "retried",
+    "Retried %(count)d job.",
+    "Retried %(count)d jobs.",
     operations.retry_jobs,
     CHANGE,
     "Only failed and cancelled jobs are queued again, each with a fresh attempt budget.",
@@ -43,6 +49,8 @@ CANCEL = BulkAction(
     "cancel_jobs",
     "Cancel",
     "cancelled",
+    "Cancelled %(count)d job.",
+    "Cancelled %(count)d jobs.",
     operations.cancel_jobs,
     CHANGE,
     "Only jobs that have not started are cancelled; running jobs finish.",
@@ -51,6 +59,8 @@ DELETE = BulkAction(
     "delete_jobs",
     "Delete",
     "deleted",
+    "Deleted %(count)d job.",
+    "Deleted %(count)d jobs.",
     operations.delete_jobs,
     DELETION,
     "Running jobs are left alone. Deleted jobs cannot be recovered.",
@@ -68,10 +78,15 @@ def perform(modeladmin, request, queryset, action: BulkAction):
     if jobs and action.flag == DELETION:
         kept = set(queryset.filter(pk__in=[j.pk for j in jobs]).values_list("pk", flat=True))
         jobs = [j for j in jobs if j.pk not in kept]  # log only the jobs really deleted
-    message = f"{action.done.capitalize()} {count} job(s)."
+    message = done_message(action, count)
     log(request, action, message, jobs, describe_filter(request) if across else "selection")
     modeladmin.message_user(request, message, messages.SUCCESS)
     return None
+
+
+def done_message(action: BulkAction, count: int) -> str:
+    """'Retried 1 job.', 'Retried 3 jobs.'"""
+    return ngettext(action.done_one, action.done_many, count) % {"count": count}
 
 
 def confirmation(modeladmin, request, queryset, action: BulkAction, across: bool):

@@ -12,14 +12,13 @@ from django_jobs.jobs.models import Worker
 @admin.register(Worker)
 class WorkerAdmin(ReadOnlyAdmin):
     list_display = (
-        "id",
-        "hostname",
+        "short_id",
+        "host",
         "pid",
         "state",
         "queues_display",
-        "processes",
-        "concurrency",
-        "started_at",
+        "slots",
+        "started",
         "heartbeat_age",
     )
     list_filter = ("hostname", ("stopped_at", admin.EmptyFieldListFilter))
@@ -46,10 +45,31 @@ class WorkerAdmin(ReadOnlyAdmin):
             return format_html('<span class="jobs-status jobs-status-failed">{}</span>', "stale")
         return format_html('<span class="jobs-status jobs-status-successful">{}</span>', "live")
 
+    @admin.display(description="id", ordering="id")
+    def short_id(self, worker: Worker) -> str:
+        return format_html('<span title="{}">{}</span>', worker.pk, worker.pk[:8])
+
+    @admin.display(description="host", ordering="hostname")
+    def host(self, worker: Worker) -> str:
+        name = worker.hostname
+        return format_html('<span class="jobs-cut" title="{}">{}</span>', name, name)
+
     @admin.display(description="queues")
     def queues_display(self, worker: Worker) -> str:
-        return ", ".join(worker.queues) or "all"
+        names = ", ".join(worker.queues) or "all"
+        return format_html('<span class="jobs-cut" title="{}">{}</span>', names, names)
+
+    @admin.display(description="slots")
+    def slots(self, worker: Worker) -> str:
+        title = f"processes: {worker.processes}, job slots in each: {worker.concurrency}"
+        return format_html(
+            '<span title="{}">{} × {}</span>', title, worker.processes, worker.concurrency
+        )
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, worker: Worker) -> str:
+        return display.timestamp(worker.started_at)
 
     @admin.display(description="last heartbeat", ordering="last_heartbeat_at")
     def heartbeat_age(self, worker: Worker) -> str:
-        return f"{display.duration(timezone.now() - worker.last_heartbeat_at)} ago"
+        return display.timestamp(worker.last_heartbeat_at)
