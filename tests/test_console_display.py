@@ -100,3 +100,10 @@ def test_the_breadcrumbs_name_the_app_then_the_model(admin_client):
     assert ">Background jobs</a>" in page
     index = admin_client.get(reverse("admin:app_list", args=["django_jobs"])).content.decode()
     assert "Background jobs administration" in index
+
+
+def test_a_naive_time_is_shown_as_stored_without_a_zone():
+    # USE_TZ = False: the database returns naive times
+    naive = datetime(2025, 12, 7, 15, 24, 3)
+    assert display.exact(naive) == "2025-12-07 15:24:03"
+    assert display.ago(naive, now=naive + timedelta(minutes=2)) == "2 min ago"

@@ -108,12 +108,16 @@ def workflow_steps(job) -> str:
 # --- times and task paths in the console's lists ------------------------------------------
 def exact(moment: datetime, tz=None) -> str:
     """'2025-12-07 15:24:03 UTC': to the second, in ``tz`` (the current time zone if None)."""
+    if timezone.is_naive(moment):  # USE_TZ = False: the database's time, zone unknown
+        return f"{moment:%Y-%m-%d %H:%M:%S}"
     return timezone.localtime(moment, tz).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def ago(moment: datetime, now: datetime | None = None) -> str:
     """'12 s ago', '4 min ago', '3 h ago', '2 d ago'; 'in 8 s' for a time to come."""
-    seconds = ((now or timezone.now()) - moment).total_seconds()
+    if now is None:
+        now = timezone.now() if timezone.is_aware(moment) else datetime.now()
+    seconds = (now - moment).total_seconds()
     span = abs(seconds)
     if span < 60:
         text = f"{int(span)} s"

@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -74,6 +75,15 @@ def both_zones(schedule: Schedule, moment) -> str:
     return f"{site}\n{display.exact(moment, own)} (the schedule's zone, {schedule.timezone})"
 
 
+def exact_in_both_zones(schedule: Schedule, moment) -> str:
+    """For the schedule's page: 'in 8 s', then the exact second in the site's zone and, when
+    it differs, in the schedule's."""
+    if moment is None:
+        return "–"
+    lines = [display.ago(moment), *both_zones(schedule, moment).split("\n")]
+    return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))
+
+
 @admin.register(Schedule)
 class ScheduleAdmin(admin.ModelAdmin):
     form = ScheduleForm
@@ -95,8 +105,8 @@ class ScheduleAdmin(admin.ModelAdmin):
     readonly_fields = (
         "health",
         "upcoming_fire_times",
-        "next_fire_at",
-        "last_fired_at",
+        "next_fire_at_exact",
+        "last_fired_at_exact",
         "last_result",
         "last_error",
         "source",
@@ -117,8 +127,8 @@ class ScheduleAdmin(admin.ModelAdmin):
             {
                 "fields": (
                     "upcoming_fire_times",
-                    "next_fire_at",
-                    "last_fired_at",
+                    "next_fire_at_exact",
+                    "last_fired_at_exact",
                     "last_result",
                     "last_error",
                 )
@@ -176,6 +186,14 @@ class ScheduleAdmin(admin.ModelAdmin):
     @admin.display(description="Last fired", ordering="last_fired_at")
     def last_fired(self, obj: Schedule) -> str:
         return display.timestamp(obj.last_fired_at, title=both_zones(obj, obj.last_fired_at))
+
+    @admin.display(description="Next fire at")
+    def next_fire_at_exact(self, obj: Schedule) -> str:
+        return exact_in_both_zones(obj, obj.next_fire_at)
+
+    @admin.display(description="Last fired at")
+    def last_fired_at_exact(self, obj: Schedule) -> str:
+        return exact_in_both_zones(obj, obj.last_fired_at)
 
     @admin.display(description="Last result")
     def last_result(self, obj: Schedule) -> str:
