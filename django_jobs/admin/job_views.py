@@ -113,6 +113,9 @@ def page_context(job: Job) -> dict:
     """What job/page.html draws: the live sections and the parts that never change."""
     found = tracing.trace_id(job.trace_context)
     return {
+        "job": job,
+        # The status is in the header (and kept current there); str(job) would freeze it.
+        "subtitle": f"{job.task_path} {job.pk}",
         "live_sections": list(job_page.sections(job, timezone.now()).items()),
         "live_url": f"{reverse('admin:django_jobs_job_live')}?id={job.pk}&detail=1",
         "refresh_seconds": REFRESH_SECONDS,
