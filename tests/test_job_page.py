@@ -207,7 +207,7 @@ def test_live_endpoint_reports_status_attempts_and_progress_of_the_rows_asked(op
     data = operator.get(LIVE, {"id": [running.id, waiting.id]}).json()
     jobs = {j["id"]: j for j in data["jobs"]}
     assert set(jobs) == {running.id, waiting.id}  # only those asked
-    assert jobs[running.id]["status"] == "RUNNING" and jobs[running.id]["attempts"] == "1/1"
+    assert jobs[running.id]["state"] == "RUNNING" and jobs[running.id]["attempts"] == "1/1"
     assert 'value="40.0"' in jobs[running.id]["progress_html"]
     assert (
         "40 %" in jobs[running.id]["progress_html"] and "rows" in jobs[running.id]["progress_html"]

@@ -101,7 +101,7 @@ def live_row(job: Job) -> dict:
     """A changelist row's live state."""
     return {
         "id": str(job.pk),
-        "status": job.status,
+        "state": job.status,
         "finished": job.is_finished,
         "attempts": f"{job.attempts}/{job.max_attempts}",
         "status_html": display.status_badge(job.status),

@@ -47,7 +47,7 @@
       }
       const cancel = document.getElementById("jobs-cancel");
       if (cancel && !job.can_cancel) cancel.closest("li").hidden = true;
-      root.dataset.status = job.status;
+      root.dataset.status = job.state;
       root.dataset.polls = String(Number(root.dataset.polls || 0) + 1);
       return !job.finished;
     }
@@ -88,7 +88,7 @@
     }
     const attempts = row.querySelector("td.field-attempts_display");
     if (attempts) attempts.textContent = job.attempts;
-    row.dataset.status = job.status;
+    row.dataset.status = job.state;
   }
 
   function jobList(table) {
