@@ -6,7 +6,7 @@ import uuid
 from django.contrib import messages
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -47,7 +47,7 @@ class JobPageViews:
         return super().render_change_form(request, context, *args, obj=obj, **kwargs)
 
     # --- live -----------------------------------------------------------------------------
-    def live_view(self, request):
+    def live_view(self, request) -> HttpResponse:
         """GET ?id=…&id=… (the rows on screen): their status, attempts and progress.
 
         With ``detail=1`` and one id: the job page's live sections too. One query by
@@ -77,7 +77,7 @@ class JobPageViews:
         return JsonResponse({"now": now.isoformat(), "jobs": rows})
 
     # --- cancel ---------------------------------------------------------------------------
-    def cancel_view(self, request, object_id):
+    def cancel_view(self, request, object_id) -> HttpResponse:
         """POST: a confirmation page; POST with confirmed=yes: cancel it, or ask it to stop."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
@@ -97,7 +97,7 @@ class JobPageViews:
                               "or was already asked to stop.", messages.WARNING)  # fmt: skip
         return HttpResponseRedirect(back)
 
-    def cancel_confirmation(self, request, job: Job, back: str):
+    def cancel_confirmation(self, request, job: Job, back: str) -> HttpResponse:
         context = {
             **self.admin_site.each_context(request),
             "title": "Cancel job",
