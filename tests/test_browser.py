@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
     context.set_default_timeout(20_000)
     yield context.new_page()
     context.close()
@@ -115,9 +116,10 @@ def test_operator_sees_a_failed_job_retries_it_and_watches_it_succeed(
     # When they follow "failed jobs" to the job's page
     page.click("text=failed jobs")
     page.click("#result_list a:has-text('tests.tasks.fails_first_time')")
-    # Then the page shows the error with its traceback and the worker
-    assert "the payment provider timed out" in page.locator(".field-errors_display").inner_text()
-    assert "Traceback" in page.locator(".field-errors_display").inner_text()
+    # Then the page shows the error first, with its traceback, then the attempt and its worker
+    assert "the payment provider timed out" in page.locator("#jobs-errors").inner_text()
+    assert "Traceback" in page.locator("#jobs-errors").inner_text()
+    assert "failed" in page.locator("#jobs-attempts tbody tr").inner_text()
     screenshot(page, "job.png", tmp_path)
 
     # When they press Retry
@@ -127,10 +129,10 @@ def test_operator_sees_a_failed_job_retries_it_and_watches_it_succeed(
     # Then the job runs again and the page shows it succeeded, with its return value
     def shows_success():
         page.reload()
-        return "Successful" in page.locator(".field-status_badge").inner_text()
+        return "Successful" in page.locator("#jobs-status").inner_text()
 
     wait_for(shows_success, message="the retried job to succeed")
-    assert "charged" in page.locator(".field-return_value_pretty").inner_text()
+    assert "charged" in page.locator("#jobs-outcome").inner_text()
 
 
 def test_read_only_user_sees_the_console_but_is_offered_no_action(page, live_server):
@@ -143,7 +145,7 @@ def test_read_only_user_sees_the_console_but_is_offered_no_action(page, live_ser
     assert page.locator("#result_list a:has-text('tests.tasks.echo')").count() == 1
     assert page.locator("select[name=action]").count() == 0
     page.click("#result_list a:has-text('tests.tasks.echo')")
-    assert "ValueError: boom" in page.locator(".field-errors_display").inner_text()
+    assert "ValueError: boom" in page.locator("#jobs-errors").inner_text()
     assert page.locator("#jobs-retry").count() == 0
     page.goto(live_server.url + reverse("admin:django_jobs_dashboard_changelist"))
     page.wait_for_selector("#jobs-queues tbody tr")
@@ -181,3 +183,72 @@ def test_dashboard_shows_a_worker_polling_the_database_while_redis_is_down(page,
     # Then the worker's row says it is live and polling the database
     row = page.locator("#jobs-workers tbody tr").inner_text()
     assert "live" in row and OUTAGE_NOTE in row, row
+
+
+def job_url(base: str, job_id) -> str:
+    return base + reverse("admin:django_jobs_job_change", args=[job_id])
+
+
+def live_status(page, status: str) -> None:
+    """Wait until the job page's live updates show ``status``."""
+    page.wait_for_function(
+        f"document.getElementById('jobs-job').dataset.status === '{status}'", timeout=30_000
+    )
+
+
+@pytest.mark.processes
+def test_operator_cancels_a_running_job_from_its_page(page, live_server, spawn_worker, tmp_path):
+    # Given a job running on a real worker, checking for cancellation as it goes
+    make_user("admin", superuser=True)
+    started = tmp_path / "started"
+    result = tasks.stops_when_cancelled.enqueue(str(started))
+    spawn_worker()
+    wait_for(started.exists, message="the job to start")
+    log_in(page, live_server.url, "admin")
+    page.goto(job_url(live_server.url, result.id))
+    assert "Running" in page.locator("#jobs-status").inner_text()
+    # When the operator presses Cancel, then confirms
+    page.click("#jobs-cancel")
+    assert "It is running" in page.locator("#content-main").inner_text()
+    page.click("#jobs-cancel-confirm")
+    # Then the page says a stop was asked for, not that the job was cancelled
+    assert "Asked 1 running job to stop." in page.locator(".messagelist").inner_text()
+    assert page.locator("#jobs-cancel").count() == 0
+    # And the job stops: the page shows it CANCELLED without being reloaded
+    page.evaluate("window.jobsNotReloaded = true")
+    live_status(page, "CANCELLED")
+    assert page.evaluate("window.jobsNotReloaded") is True
+    assert "Cancelled" in page.locator("#jobs-status").inner_text()
+    assert "JobCancelled" in page.locator("#jobs-attempts").inner_text()
+    assert job_status(result.id) == JobStatus.CANCELLED
+
+
+@pytest.mark.processes
+def test_job_list_and_page_follow_a_running_job_live(page, live_server, spawn_worker, tmp_path):
+    # Given a running job that reported half its progress and waits for a file
+    make_user("admin", superuser=True)
+    go = tmp_path / "go"
+    result = tasks.progress_then_wait.enqueue(str(go))
+    for i in range(5):
+        tasks.add.using(run_after=timezone.now() + timedelta(hours=1)).enqueue(i, i)
+    spawn_worker()
+    wait_for(lambda: Job.objects.get(pk=result.id).progress, message="the progress report")
+    log_in(page, live_server.url, "admin")
+    # When the operator opens the job list: the running row gets its progress bar
+    page.goto(live_server.url + reverse("admin:django_jobs_job_changelist"))
+    row = page.locator(f"#result_list tr:has(a[href*='{result.id}'])")
+    row.locator("progress.jobs-progress").wait_for()
+    assert "Running" in row.inner_text()
+    # When they open its page: the header shows the progress
+    page.goto(job_url(live_server.url, result.id))
+    assert "50 %" in page.locator(".jobs-summary-progress").inner_text()
+    assert "half way" in page.locator(".jobs-summary-progress").inner_text()
+    screenshot(page, "job-running.png", tmp_path)
+    # When the job goes on and ends: the page shows it, with its return value, without a reload
+    page.evaluate("window.jobsNotReloaded = true")
+    go.write_text("go")
+    live_status(page, "SUCCESSFUL")
+    assert page.evaluate("window.jobsNotReloaded") is True
+    assert "Successful" in page.locator("#jobs-status").inner_text()
+    assert '"done"' in page.locator("#jobs-outcome").inner_text()
+    assert "succeeded" in page.locator("#jobs-attempts").inner_text()

@@ -102,3 +102,34 @@ def test_dashboard_on_a_million_jobs_is_bounded_and_indexed(
     assert {q["name"] for q in data["queues"]} == {"default", "emails", "reports"}
     assert data["throughput"]["day"]["failure_rate"] == pytest.approx(0.02, abs=0.005)
     assert_indexed(job_table_plans(captured.captured_queries))
+
+
+def some_jobs(status: str, n: int) -> list[str]:
+    """Ids of ``n`` jobs in ``status``, found by the (status, finished_at) or lease index."""
+    from django_jobs.models import Job
+
+    return [str(pk) for pk in Job.objects.filter(status=status).values_list("pk", flat=True)[:n]]
+
+
+@pytest.mark.parametrize("status", ["FAILED", "RUNNING"])
+def test_job_page_on_a_million_jobs_is_bounded_and_indexed(
+    million_jobs, admin_client, django_assert_max_num_queries, status
+):
+    [job_id] = some_jobs(status, 1)
+    with django_assert_max_num_queries(8) as captured:
+        response = admin_client.get(reverse("admin:django_jobs_job_change", args=[job_id]))
+    assert response.status_code == 200
+    assert_indexed(job_table_plans(captured.captured_queries))
+
+
+def test_live_endpoint_on_a_million_jobs_is_bounded_and_indexed(
+    million_jobs, admin_client, django_assert_max_num_queries
+):
+    ids = some_jobs("SUCCESSFUL", 90) + some_jobs("RUNNING", 10)
+    url = reverse("admin:django_jobs_job_live")
+    with django_assert_max_num_queries(3) as captured:
+        rows = admin_client.get(url, {"id": ids}).json()["jobs"]
+    assert len(rows) == 100
+    with django_assert_max_num_queries(3) as detail:
+        admin_client.get(url, {"id": ids[-1], "detail": "1"})
+    assert_indexed(job_table_plans([*captured.captured_queries, *detail.captured_queries]))

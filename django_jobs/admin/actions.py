@@ -12,6 +12,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.template.response import TemplateResponse
+from django.utils.translation import ngettext
 
 from django_jobs.jobs import operations
 from django_jobs.jobs.models import Job
@@ -29,6 +30,34 @@ class BulkAction:
     flag: int
     scope: str
     always_confirm: bool = False
+    #: Turns what ``service`` returned into the message shown and logged (default: a count).
+    report: Callable | None = None
+
+    def describe(self, result) -> str:
+        if self.report is not None:
+            return self.report(result)
+        return f"{self.done.capitalize()} {result} job(s)."
+
+
+def cancel_message(result: operations.Cancelled) -> str:
+    """'Cancelled 2 jobs; asked 1 running job to stop.': never 'cancelled' for a request."""
+    parts = []
+    if result.cancelled or not result.asked_to_stop:
+        parts.append(
+            ngettext("cancelled %(n)d job", "cancelled %(n)d jobs", result.cancelled)
+            % {"n": result.cancelled}
+        )
+    if result.asked_to_stop:
+        parts.append(
+            ngettext(
+                "asked %(n)d running job to stop",
+                "asked %(n)d running jobs to stop",
+                result.asked_to_stop,
+            )
+            % {"n": result.asked_to_stop}
+        )
+    text = "; ".join(parts)
+    return f"{text[0].upper()}{text[1:]}."
 
 
 RETRY = BulkAction(
@@ -43,9 +72,12 @@ CANCEL = BulkAction(
     "cancel_jobs",
     "Cancel",
     "cancelled",
-    operations.cancel_jobs,
+    operations.cancel_or_stop,
     CHANGE,
-    "Only jobs that have not started are cancelled; running jobs finish.",
+    "Jobs that have not started are cancelled at once. Running jobs are asked to stop: their "
+    "worker notices within a heartbeat and stops them (see Cancellation in the docs). "
+    "Finished jobs are left alone.",
+    report=cancel_message,
 )
 DELETE = BulkAction(
     "delete_jobs",
@@ -64,11 +96,11 @@ def perform(modeladmin, request, queryset, action: BulkAction):
     if (across or action.always_confirm) and request.POST.get("confirmed") != "yes":
         return confirmation(modeladmin, request, queryset, action, across)
     jobs = None if across else list(queryset.only("id", "task_path", "status")[: LOG_EACH + 1])
-    count = action.service(queryset)
+    result = action.service(queryset)
     if jobs and action.flag == DELETION:
         kept = set(queryset.filter(pk__in=[j.pk for j in jobs]).values_list("pk", flat=True))
         jobs = [j for j in jobs if j.pk not in kept]  # log only the jobs really deleted
-    message = f"{action.done.capitalize()} {count} job(s)."
+    message = action.describe(result)
     log(request, action, message, jobs, describe_filter(request) if across else "selection")
     modeladmin.message_user(request, message, messages.SUCCESS)
     return None
