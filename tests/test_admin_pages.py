@@ -161,7 +161,7 @@ def test_workers_list_shows_heartbeat_age_state_running_count_and_a_link_to_its_
     page = operator.get(WORKERS).content.decode()
 
     assert ">live<" in page and ">stale<" in page and ">stopped<" in page
-    assert "2 running" in page and "0 running" in page
+    assert ">2 / 1</a>" in page and ">0 / 1</a>" in page  # running / concurrency
     assert reverse("admin:django_jobs_job_changelist") + "?claimed_by=live-1" in page
     # Relative, the exact time on hover
     assert re.search(
@@ -192,7 +192,7 @@ def test_worker_page_lists_the_jobs_it_runs_now_and_those_it_finished_last(opera
     assert page.status_code == 200
     content = page.content.decode()
     running_now, finished = content.split("Finished last", 1)
-    assert str(now_running.id)[:8] in running_now and "1 running" in content
+    assert str(now_running.id)[:8] in running_now and ">1 / 1</a>" in content
     assert str(done.pk)[:8] in finished
     assert str(before_start.pk)[:8] not in content  # before this worker started
     assert str(others.pk)[:8] not in content
@@ -213,7 +213,7 @@ def test_workers_pages_queries_stay_bounded_as_workers_and_jobs_grow(
     fill(2, 40)
     with django_assert_max_num_queries(10):
         page = operator.get(WORKERS)
-    assert page.content.decode().count("1 running") == 42
+    assert page.content.decode().count(">1 / 1</a>") == 42
     with django_assert_max_num_queries(12):
         assert (
             operator.get(reverse("admin:django_jobs_worker_change", args=["w-5"])).status_code

@@ -21,7 +21,7 @@ from django.utils.translation import ngettext
 from django_jobs.admin import display
 from django_jobs.admin.common import ReadOnlyAdmin, stale_after
 from django_jobs.jobs.models import Job, Worker
-from django_jobs.jobs.status import FINISHED
+from django_jobs.jobs.status import FINISHED, JobStatus
 
 #: Jobs listed on a worker's page: running now, and finished most recently.
 RUNNING_SHOWN = 50
@@ -133,16 +133,14 @@ class WorkerChangeList(ChangeList):
 @admin.register(Worker)
 class WorkerAdmin(ReadOnlyAdmin):
     list_display = (
-        "id",
-        "hostname",
-        "pid",
+        "worker_display",
         "state",
         "queues_display",
-        "concurrency",
         "running_display",
-        "started_at",
+        "jobs_link",
         "heartbeat_age",
     )
+    list_display_links = ("worker_display",)
     list_filter = ("hostname", ("stopped_at", admin.EmptyFieldListFilter))
     search_fields = ("id", "hostname")
     ordering = ("-last_heartbeat_at",)
@@ -150,7 +148,7 @@ class WorkerAdmin(ReadOnlyAdmin):
         (None, {"fields": ("id", "state", "hostname", "pid", "backend", "queues_display")}),
         (
             _("Capacity"),
-            {"fields": ("processes", "concurrency", "running_display")},
+            {"fields": ("processes", "concurrency", "running_display", "jobs_link")},
         ),
         (_("Lifetime"), {"fields": ("started_at", "heartbeat_age", "stopped_at", "note")}),
         (_("Jobs"), {"fields": ("running_jobs_display", "recent_jobs_display")}),
@@ -161,6 +159,15 @@ class WorkerAdmin(ReadOnlyAdmin):
 
     def get_changelist(self, request, **kwargs):
         return WorkerChangeList
+
+    @admin.display(description="worker", ordering="hostname")
+    def worker_display(self, worker: Worker) -> str:
+        """host:pid, the full id on hover (it is on the worker's page too)."""
+        return format_html('<span title="{}">{}</span>', worker.pk, worker)
+
+    @admin.display(description="started", ordering="started_at")
+    def started_display(self, worker: Worker) -> str:
+        return since(worker.started_at, timezone.now())
 
     @admin.display(description="state")
     def state(self, worker: Worker) -> str:
@@ -183,21 +190,37 @@ class WorkerAdmin(ReadOnlyAdmin):
     def queues_display(self, worker: Worker) -> str:
         return ", ".join(worker.queues) or "all"
 
-    @admin.display(description="last heartbeat", ordering="last_heartbeat_at")
+    @admin.display(description="heartbeat", ordering="last_heartbeat_at")
     def heartbeat_age(self, worker: Worker) -> str:
         return since(worker.last_heartbeat_at, timezone.now())
 
     @admin.display(description="running")
     def running_display(self, worker: Worker) -> str:
-        """How many jobs it runs, linking to every job it ran (the job list's worker filter)."""
+        """Jobs it runs / its concurrency, linking to those jobs."""
         count = getattr(worker, "running_count", None)
         if count is None:  # the worker's page: one count of its own
             count = running_counts(worker._state.db, [worker.pk]).get(worker.pk, 0)
-        url = (
-            reverse("admin:django_jobs_job_changelist") + "?" + urlencode({"claimed_by": worker.pk})
+        query = urlencode({"claimed_by": worker.pk, "status__exact": JobStatus.RUNNING})
+        return format_html(
+            '<a href="{}?{}" title="{}">{} / {}</a>',
+            reverse("admin:django_jobs_job_changelist"),
+            query,
+            ngettext(
+                "%(count)d job running, %(concurrency)d at most",
+                "%(count)d jobs running, %(concurrency)d at most",
+                count,
+            )
+            % {"count": count, "concurrency": worker.concurrency},
+            count,
+            worker.concurrency,
         )
-        label = ngettext("%(count)d running", "%(count)d running", count) % {"count": count}
-        return format_html('{} · <a href="{}">{}</a>', label, url, _("its jobs"))
+
+    @admin.display(description="jobs")
+    def jobs_link(self, worker: Worker) -> str:
+        """Every job it ran that no other worker ran since (the job list's worker filter)."""
+        query = urlencode({"claimed_by": worker.pk})
+        url = reverse("admin:django_jobs_job_changelist")
+        return format_html('<a href="{}?{}">{}</a>', url, query, _("its jobs"))
 
     @admin.display(description="running now")
     def running_jobs_display(self, worker: Worker) -> str:
