@@ -241,7 +241,7 @@ def test_workflows_list_shows_name_created_status_and_a_link_to_its_steps(operat
 
     assert len(listing.context["cl"].result_list) == 2
     assert str(waiting.id)[:8] in page and str(in_progress.id)[:8] in page
-    assert ">waiting<" in page and ">in progress<" in page
+    assert ">Waiting<" in page and ">In progress<" in page
     assert "0 of 2 steps finished" in page and "1 of 3 steps finished" in page
     link = reverse("admin:django_jobs_job_changelist") + f"?workflow__exact={in_progress.id}"
     assert link in page

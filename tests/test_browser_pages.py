@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from django_jobs import chain
 from django_jobs.jobs.operations import pause_queue
 from django_jobs.jobs.status import JobStatus
 from django_jobs.models import Job, Queue, Worker
@@ -100,3 +101,27 @@ def test_workers_list_fits_a_laptop_screen(laptop, live_server, tmp_path):
     rows.first.locator("a", has_text="its jobs").click()
     laptop.wait_for_selector("#result_list")
     assert laptop.locator("#result_list tbody tr").count() == 1
+
+    laptop.go_back()
+    rows.nth(1).locator("th a").click()
+    laptop.wait_for_selector(".field-running_jobs_display table")
+    assert laptop.locator(".field-running_jobs_display tbody tr").count() == 2
+    laptop.screenshot(path=str(tmp_path / "worker.png"), full_page=True)
+    assert fits_the_width(laptop)
+
+
+def test_workflows_list_and_page_fit_a_laptop_screen(laptop, live_server, tmp_path):
+    make_user("admin", superuser=True)
+    for i in range(3):
+        chain(tasks.add.s(i, 1), tasks.add.s(10), tasks.mul.si(3, 4)).enqueue()
+    log_in(laptop, live_server.url, "admin")
+    laptop.goto(live_server.url + reverse("admin:django_jobs_workflow_changelist"))
+    rows = laptop.locator("#result_list tbody tr")
+    assert rows.count() == 3 and "Waiting" in rows.first.inner_text()
+    laptop.screenshot(path=str(tmp_path / "workflows.png"), full_page=True)
+    assert fits_the_width(laptop)
+    rows.first.locator("th a").click()
+    laptop.wait_for_selector(".field-steps_display table")
+    assert laptop.locator(".field-steps_display tbody tr").count() == 3
+    laptop.screenshot(path=str(tmp_path / "workflow.png"), full_page=True)
+    assert fits_the_width(laptop)

@@ -47,15 +47,15 @@ def workflow_state(counts: Counter) -> tuple[str, str]:
     total = sum(counts.values())
     finished = sum(counts[s] for s in FINISHED)
     if not total:
-        return _("no steps left"), "cancelled"
+        return _("No steps left"), "cancelled"
     if finished == total:
         for status in (JobStatus.FAILED, JobStatus.CANCELLED):
             if counts[status]:
                 return JobStatus(status).label, display.STATUS_CLASS[status]
         return JobStatus.SUCCESSFUL.label, "successful"
     if counts[JobStatus.RUNNING] or finished:
-        return _("in progress"), "running"
-    return _("waiting"), "ready"
+        return _("In progress"), "running"
+    return _("Waiting"), "ready"
 
 
 class WorkflowChangeList(ChangeList):
