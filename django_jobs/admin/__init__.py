@@ -4,6 +4,8 @@
 from django_jobs.admin import (  # noqa: F401  (each module registers its ModelAdmins)
     dashboard,
     jobs,
+    queues,
     schedules,  # noqa: F401, E402
     workers,
+    workflows,
 )
