@@ -9,10 +9,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_jobs.console import failures, tasks
-from django_jobs.jobs.status import JobStatus, error_entry
+from django_jobs.jobs.status import JobStatus
 from django_jobs.models import Job, Schedule
 from tests import tasks as task_module
-from tests.console import PASSWORD, make_user, set_status
+from tests.console import PASSWORD, make_user
+from tests.console import ended_job as failed
 
 pytestmark = pytest.mark.django_db
 
@@ -29,27 +30,6 @@ def client_for(user) -> Client:
 
 def task_page(path: str) -> str:
     return reverse("admin:django_jobs_taskpage_task", args=[path])
-
-
-def failed(task, *classes: str, ago=timedelta(minutes=5), status=JobStatus.FAILED, run=1.0):
-    """A job of ``task`` that ended ``ago`` after one failed attempt per class in ``classes``."""
-    result = task.enqueue(*([1] if task is task_module.three_per_minute else [1, 2]))
-    at = timezone.now() - ago
-    errors = [
-        error_entry(cls, f"Traceback (most recent call last):\n{cls}: attempt {n}\n", n, "w-1")
-        for n, cls in enumerate(classes, start=1)
-    ]
-    set_status(
-        result.id,
-        status,
-        errors=errors,
-        attempts=len(classes),
-        run_after=at - timedelta(seconds=run + 0.5),
-        started_at=at - timedelta(seconds=run),
-        last_attempted_at=at - timedelta(seconds=run),
-        finished_at=at,
-    )
-    return result.id
 
 
 @pytest.fixture
@@ -151,7 +131,9 @@ def test_the_page_lists_the_groups_with_counts_and_a_sample_traceback(
     assert html.count("jobs-retry-group") == 4 and html.count("jobs-discard-group") == 4
 
 
-def test_the_page_query_count_does_not_grow_with_groups(admin_client, django_assert_max_num_queries):
+def test_the_page_query_count_does_not_grow_with_groups(
+    admin_client, django_assert_max_num_queries
+):
     for n in range(30):
         failed(task_module.echo, f"app.errors.Error{n}")
     with django_assert_max_num_queries(8):

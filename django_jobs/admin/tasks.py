@@ -47,14 +47,14 @@ class TaskPageAdmin(PageAdmin):
         self.check_view(request)
         db, now = database(), timezone.now()
         options = tasks.options(task_path)
-        throughput = tasks.throughput(db, now, task_path)
         failed = {"task_path": task_path, "status__exact": "FAILED"}
         jobs_url = reverse("admin:django_jobs_job_changelist")
         failures_url = reverse("admin:django_jobs_failure_changelist")
         context = {
             **self.page_context(request, task_path),
             "task_path": task_path,
-            "spans": span_rows(throughput, tasks.latency(db, now, task_path)),
+            "spans": span_rows(tasks.throughput(db, now, task_path)),
+            "latency_rows": latency_rows(tasks.latency(db, now, task_path)),
             "failure_groups": failures.groups(db, now, "day", task_path).groups,
             "recent_failures": tasks.recent_failures(db, now, task_path),
             "schedules": tasks.schedules(db, task_path),
@@ -69,29 +69,38 @@ class TaskPageAdmin(PageAdmin):
 
 
 SPAN_LABELS = {"hour": _lazy("Last hour"), "day": _lazy("Last 24 hours")}
+KIND_LABELS = {"wait": _lazy("Queue wait"), "run": _lazy("Run time")}
 
 
-def span_rows(throughput: dict, latency: dict) -> list[dict]:
-    """One row per span (hour, day) of the task page's figures, formatted."""
-    rows = []
-    for name, figures in throughput.items():
-        rate = figures["failure_rate"]
-        wait, run = latency[name]["wait"], latency[name]["run"]
-        rows.append(
-            {
-                **figures,
-                "name": name,
-                "label": SPAN_LABELS[name],
-                "per_minute": f"{figures['per_minute']:.2f}",
-                "failure_rate": "–" if rate is None else f"{rate:.1%}",
-                "latencies": [
-                    display.duration(v)
-                    for v in (wait["p50"], wait["p90"], wait["p99"], run["p50"], run["p90"])
-                ]
-                + [display.duration(run["p99"]), display.duration(run["max"])],
-            }
-        )
-    return rows
+def span_rows(throughput: dict) -> list[dict]:
+    """One row per span (hour, day): finished per minute, counts, failure rate, formatted."""
+    return [
+        {
+            **figures,
+            "name": name,
+            "label": SPAN_LABELS[name],
+            "per_minute": f"{figures['per_minute']:.2f}",
+            "failure_rate": _rate(figures["failure_rate"]),
+        }
+        for name, figures in throughput.items()
+    ]
+
+
+def latency_rows(latency: dict) -> list[dict]:
+    """Queue wait and run time percentiles, per span, formatted."""
+    return [
+        {
+            "label": f"{KIND_LABELS[kind]}, {str(SPAN_LABELS[span]).lower()}",
+            "sample": figures["sample"],
+            "values": [display.duration(figures[kind][q]) for q in ("p50", "p90", "p99", "max")],
+        }
+        for span, figures in latency.items()
+        for kind in ("wait", "run")
+    ]
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
 
 
 def _option(value) -> str:
