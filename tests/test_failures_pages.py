@@ -313,3 +313,11 @@ def test_the_task_list_links_every_declared_and_scheduled_task(admin_client):
 def test_the_failures_page_links_each_group_to_its_task_page(history, admin_client):
     html = admin_client.get(FAILURES).content.decode()
     assert task_page(ECHO) in html and task_page(ADD) in html
+
+
+def test_the_job_list_links_to_the_failures_page_and_to_the_filtered_tasks_page(admin_client):
+    changelist = reverse("admin:django_jobs_job_changelist")
+    html = admin_client.get(changelist).content.decode()
+    assert FAILURES in html and "jobs-task-page-link" not in html
+    html = admin_client.get(changelist + f"?task_path={ADD}").content.decode()
+    assert f'href="{task_page(ADD)}"' in html

@@ -28,10 +28,12 @@ GROUPS_SHOWN = 50
 _LAST_CLASS = {
     "postgresql": "(%(expressions)s -> -1 ->> 'exception_class_path')",
     "sqlite": "json_extract(%(expressions)s, '$[#-1].exception_class_path')",
-    # MariaDB has no '$[last]' before 10.9 and MySQL no negative index: build the path.
+    # MariaDB has no '$[last]' before 10.9 and MySQL no negative index: build the path
+    # (only for a list that has an entry: MySQL refuses the path '$[-1]').
     "mysql": (
+        "CASE WHEN JSON_LENGTH(%(expressions)s) > 0 THEN "
         "JSON_UNQUOTE(JSON_EXTRACT(%(expressions)s, CONCAT('$[', "
-        "JSON_LENGTH(%(expressions)s) - 1, '].exception_class_path')))"
+        "JSON_LENGTH(%(expressions)s) - 1, '].exception_class_path'))) END"
     ),
 }
 
