@@ -201,12 +201,14 @@ def test_a_failure_after_the_confirmation_page_is_not_retried(history, admin_cli
 def test_discarding_a_group_deletes_its_failed_jobs_only(history, admin_client):
     response = post_group(admin_client, "discard", ADD, "app.errors.Timeout")
     assert response.context["count"] == 2
-    assert not Job.objects.filter(pk__in=history["add_runtime"]).count() == 0
+    assert "Yes, discard 2 jobs" in response.content.decode()
+    assert Job.objects.filter(pk__in=history["add_runtime"]).count() == 2  # nothing deleted yet
     bounds = {k: response.context[k] for k in ("since", "until")}
     post_group(admin_client, "discard", ADD, "app.errors.Timeout", confirmed="yes", **bounds)
     assert not Job.objects.filter(pk__in=history["add_runtime"]).exists()
     assert Job.objects.filter(pk=history["add_value"]).exists()
     assert Job.objects.count() == 11 - 2
+    assert "Discarded 2 failed jobs" in LogEntry.objects.get().change_message
 
 
 def test_a_group_without_an_error_can_be_retried(admin_client):
@@ -321,3 +323,8 @@ def test_the_job_list_links_to_the_failures_page_and_to_the_filtered_tasks_page(
     assert FAILURES in html and "jobs-task-page-link" not in html
     html = admin_client.get(changelist + f"?task_path={ADD}").content.decode()
     assert f'href="{task_page(ADD)}"' in html
+
+
+def test_the_dashboard_links_to_the_failures_page(admin_client):
+    html = admin_client.get(reverse("admin:django_jobs_dashboard_changelist")).content.decode()
+    assert f'href="{FAILURES}"' in html

@@ -6,6 +6,7 @@ bounds as the operator saw them), and call the same operations as the job list's
 jobs are deleted).
 """
 
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.contrib import admin, messages
@@ -21,6 +22,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.utils.translation import ngettext
 
 from django_jobs.admin import actions
@@ -31,10 +33,68 @@ from django_jobs.console.models import Failure
 
 #: The group actions, by the name the page posts: (bulk action, permission).
 GROUP_ACTIONS = {
-    "retry": (actions.RETRY, "django_jobs.retry_job"),
-    "discard": (actions.DELETE, "django_jobs.delete_job"),
+    "retry": (
+        replace(
+            actions.RETRY,
+            scope=_lazy("The group's failed jobs are queued again, each with fresh attempts."),
+        ),
+        "django_jobs.retry_job",
+    ),
+    "discard": (
+        replace(
+            actions.DELETE,
+            verb="Discard",
+            done="discarded",
+            scope=_lazy("Discarding deletes the group's failed jobs: they cannot be recovered."),
+        ),
+        "django_jobs.delete_job",
+    ),
 }
-WINDOW_LABELS = {"hour": "last hour", "day": "last 24 hours", "week": "last 7 days"}
+WINDOW_LABELS = {
+    "hour": _lazy("last hour"),
+    "day": _lazy("last 24 hours"),
+    "week": _lazy("last 7 days"),
+}
+
+
+@dataclass(frozen=True)
+class GroupRequest:
+    """A group action as posted: which action, which group, and the window's bounds."""
+
+    name: str
+    action: actions.BulkAction
+    task: str
+    exception_class: str
+    window: str
+    start: datetime
+    end: datetime
+    from_task: str
+
+    @classmethod
+    def parse(cls, data: QueryDict, now: datetime) -> "GroupRequest | None":
+        name = data.get("action", "")
+        if name not in GROUP_ACTIONS or "task" not in data or "exception_class" not in data:
+            return None
+        window = _window(data)
+        return cls(
+            name=name,
+            action=GROUP_ACTIONS[name][0],
+            task=data["task"],
+            exception_class=data["exception_class"],
+            window=window,
+            start=_moment(data.get("since")) or failures.since(now, window),
+            end=_moment(data.get("until")) or now,
+            from_task=data.get("from_task", ""),
+        )
+
+    def jobs(self):
+        return failures.group_jobs(
+            database(), self.start, self.end, self.task, self.exception_class
+        )
+
+    @property
+    def back(self) -> str:
+        return _page_url(self.window, self.from_task)
 
 
 @admin.register(Failure)
@@ -51,10 +111,9 @@ class FailureAdmin(PageAdmin):
         window = _window(request.GET)
         task = request.GET.get("task") or None
         now = timezone.now()
-        found = failures.groups(database(), now, window, task)
         context = {
             **self.page_context(request, _("Failures")),
-            "failures": found,
+            "failures": failures.groups(database(), now, window, task),
             "now": now,
             "window": window,
             "windows": WINDOW_LABELS,
@@ -69,45 +128,41 @@ class FailureAdmin(PageAdmin):
         """POST action, task, exception_class, window, since, until: confirm, then act."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        data = request.POST
-        action, permission = GROUP_ACTIONS.get(data.get("action"), (None, None))
-        if action is None or "task" not in data or "exception_class" not in data:
+        group = GroupRequest.parse(request.POST, timezone.now())
+        if group is None:
             return HttpResponseBadRequest("action=retry|discard, task and exception_class required")
-        if not request.user.has_perm(permission):
+        if not request.user.has_perm(GROUP_ACTIONS[group.name][1]):
             raise PermissionDenied
-        window = _window(data)
-        now = timezone.now()
-        start = _moment(data.get("since")) or failures.since(now, window)
-        end = _moment(data.get("until")) or now
-        task, cls = data["task"], data["exception_class"]
-        jobs = failures.group_jobs(database(), start, end, task, cls)
-        back = _page_url(window, data.get("from_task"))
-        if data.get("confirmed") != "yes":
-            context = {
-                **self.page_context(request, _("%(verb)s a failure group") % {"verb": action.verb}),
-                "action": action,
-                "action_name": data["action"],
-                "count": jobs.count(),
-                "task": task,
-                "exception_class": cls,
-                "window": window,
-                "window_label": WINDOW_LABELS[window],
-                "since": start.isoformat(),
-                "until": end.isoformat(),
-                "from_task": data.get("from_task", ""),
-                "back": back,
-            }
-            return TemplateResponse(request, "admin/django_jobs/failures/confirm.html", context)
-        count = action.service(jobs)
+        if request.POST.get("confirmed") != "yes":
+            return self.confirmation(request, group)
+        count = group.action.service(group.jobs())
         message = ngettext(
             "%(verb)s %(count)d failed job of %(task)s raising %(cls)s.",
             "%(verb)s %(count)d failed jobs of %(task)s raising %(cls)s.",
             count,
-        ) % {"verb": action.done.capitalize(), "count": count, "task": task, "cls": cls or "–"}
-        scope = f"failures of {task} raising {cls or '(no error)'} ({start:%Y-%m-%d %H:%M:%S} →)"
-        actions.log(request, action, message, None, scope)
+        ) % {
+            "verb": group.action.done.capitalize(),
+            "count": count,
+            "task": group.task,
+            "cls": group.exception_class or "–",
+        }
+        cls = group.exception_class or "(no error)"
+        scope = f"failures of {group.task} raising {cls} ({group.start:%Y-%m-%d %H:%M:%S} →)"
+        actions.log(request, group.action, message, None, scope)
         self.message_user(request, message, messages.SUCCESS if count else messages.WARNING)
-        return HttpResponseRedirect(back)
+        return HttpResponseRedirect(group.back)
+
+    def confirmation(self, request, group: GroupRequest) -> TemplateResponse:
+        title = _("%(verb)s a failure group") % {"verb": group.action.verb}
+        context = {
+            **self.page_context(request, title),
+            "group": group,
+            "count": group.jobs().count(),
+            "window_label": WINDOW_LABELS[group.window],
+            "since": group.start.isoformat(),
+            "until": group.end.isoformat(),
+        }
+        return TemplateResponse(request, "admin/django_jobs/failures/confirm.html", context)
 
 
 def _window(params: QueryDict) -> str:
