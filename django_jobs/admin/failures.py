@@ -36,7 +36,9 @@ GROUP_ACTIONS = {
     "retry": (
         replace(
             actions.RETRY,
-            scope=_lazy("The group's failed jobs are queued again, each with fresh attempts."),
+            scope=_lazy(
+                "The group's failed jobs are queued again, each with a fresh attempt budget."
+            ),
         ),
         "django_jobs.retry_job",
     ),
