@@ -47,3 +47,25 @@ def failed_job(*args, ago: timedelta = timedelta(0), worker: str = "w-1", **kwar
 
 def set_status(job_id, status: str, **fields) -> None:
     Job.objects.filter(pk=job_id).update(status=status, **fields)
+
+
+def ended_job(task, *classes: str, ago=timedelta(minutes=5), status=JobStatus.FAILED, run=1.0):
+    """A job of ``task`` that ended ``ago`` after one failed attempt per class in ``classes``
+    (none: no error recorded), its last attempt having run ``run`` seconds."""
+    result = task.enqueue(*([1] if task is tasks.three_per_minute else [1, 2]))
+    at = timezone.now() - ago
+    errors = [
+        error_entry(cls, f"Traceback (most recent call last):\n{cls}: attempt {n}\n", n, "w-1")
+        for n, cls in enumerate(classes, start=1)
+    ]
+    set_status(
+        result.id,
+        status,
+        errors=errors,
+        attempts=len(classes),
+        run_after=at - timedelta(seconds=run + 0.5),
+        started_at=at - timedelta(seconds=run),
+        last_attempted_at=at - timedelta(seconds=run),
+        finished_at=at,
+    )
+    return result.id

@@ -252,3 +252,61 @@ def test_job_list_and_page_follow_a_running_job_live(page, live_server, spawn_wo
     assert "Successful" in page.locator("#jobs-status").inner_text()
     assert '"done"' in page.locator("#jobs-outcome").inner_text()
     assert "succeeded" in page.locator("#jobs-attempts").inner_text()
+
+
+def test_operator_retries_a_failure_group_from_the_failures_page(browser, live_server, tmp_path):
+    # Given failures of two tasks and three exception classes, and a task with a schedule
+    from django_jobs.models import Schedule
+    from tests.console import ended_job
+
+    make_user("admin", superuser=True)
+    group = [
+        ended_job(tasks.echo, "builtins.ValueError", ago=timezone.timedelta(minutes=m))
+        for m in (2, 9, 40)
+    ]
+    others = [
+        ended_job(tasks.echo, "builtins.KeyError", "payments.errors.ProviderTimeout"),
+        ended_job(tasks.add, "payments.errors.ProviderTimeout", ago=timezone.timedelta(hours=3)),
+        ended_job(tasks.add, "builtins.ZeroDivisionError", ago=timezone.timedelta(minutes=1)),
+    ]
+    for i in range(40):
+        ago = timezone.timedelta(minutes=i * 7)
+        ended_job(tasks.add, status=JobStatus.SUCCESSFUL, ago=ago, run=0.2 + i / 10)
+    Schedule.objects.create(name="nightly totals", task="tests.tasks.add", cron="0 3 * * *")
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    base = live_server.url
+    log_in(page, base, "admin")
+
+    # When the operator opens Failures from the admin index
+    page.click(f"a[href='{reverse('admin:django_jobs_failure_changelist')}']")
+    # Then each task × class is a group, the largest first, with a sample traceback
+    rows = page.locator("tr.jobs-failure-group")
+    assert rows.count() == 4
+    first = rows.first.inner_text()
+    assert "tests.tasks.echo" in first and "ValueError" in first and "3" in first
+    page.locator("tr.jobs-failure-sample summary").first.click()
+    assert "builtins.ValueError: attempt 1" in page.locator("pre.jobs-traceback").first.inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, "failures.png", tmp_path)
+
+    # When they retry that group and confirm
+    rows.first.locator("button.jobs-retry-group").click()
+    assert "Retry 3 failed jobs" in page.locator("#content-main").inner_text()
+    page.click("#jobs-confirm")
+    # Then exactly its three jobs are READY again, and the others are still failed
+    assert "Retried 3 failed jobs" in page.locator(".messagelist").inner_text()
+    assert [job_status(pk) for pk in group] == [JobStatus.READY] * 3
+    assert [job_status(pk) for pk in others] == [JobStatus.FAILED] * 3
+    assert page.locator("tr.jobs-failure-group").count() == 3
+
+    # When they follow a task to its page
+    page.click("tr.jobs-failure-group a:has-text('tests.tasks.add')")
+    # Then it shows the task's figures, failures, schedule and limits
+    assert "ZeroDivisionError" in page.locator("#jobs-task-failures").inner_text()
+    assert "nightly totals" in page.locator("#jobs-task-schedules").inner_text()
+    assert "max_attempts" in page.locator("#jobs-task-options").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    screenshot(page, "task.png", tmp_path)
+    context.close()

@@ -202,3 +202,55 @@ def test_workflows_pages_on_a_million_jobs_are_bounded_and_indexed(
         assert len(admin_client.get(steps).context["cl"].result_list) == 3
     queries = [*listing.captured_queries, *page.captured_queries, *jobs.captured_queries]
     assert_indexed(job_table_plans(queries))
+
+
+#: Give the failed rows of the last week an error of one of three classes (in the test's
+#: transaction: rolled back after it).
+FAILED_ERRORS = """
+UPDATE django_jobs_job SET errors = jsonb_build_array(jsonb_build_object(
+    'exception_class_path', (ARRAY['builtins.ValueError', 'builtins.KeyError', 'app.Timeout'])
+        [1 + (extract(epoch FROM finished_at)::bigint % 3)],
+    'traceback', 'Traceback (most recent call last):\n  boom\n', 'attempt', 1, 'worker_id', 'w'))
+WHERE status = 'FAILED' AND finished_at >= now() - interval '7 days'
+"""
+
+
+def test_failures_page_on_a_million_jobs_is_bounded_and_indexed(
+    million_jobs, admin_client, django_assert_max_num_queries
+):
+    with connection.cursor() as cursor:
+        cursor.execute(FAILED_ERRORS)
+    url = reverse("admin:django_jobs_failure_changelist")
+    with django_assert_max_num_queries(5) as captured:
+        response = admin_client.get(url + "?window=week")
+    groups = response.context["failures"].groups
+    assert {g.exception_class for g in groups} == {
+        "builtins.ValueError",
+        "builtins.KeyError",
+        "app.Timeout",
+    }
+    # a week of 2.6-second jobs, 2% failed: ~4,650
+    assert sum(g.count for g in groups) == pytest.approx(4650, rel=0.05)
+    assert_indexed(job_table_plans(captured.captured_queries))
+    # The group action's confirmation counts the group along the same index
+    group = {"task": "tests.tasks.add", "exception_class": "app.Timeout", "window": "day"}
+    with django_assert_max_num_queries(5) as captured:
+        response = admin_client.post(
+            reverse("admin:django_jobs_failure_group"), {"action": "retry", **group}
+        )
+    assert response.context["count"] == pytest.approx(665 / 3, rel=0.2)
+    assert_indexed(job_table_plans(captured.captured_queries))
+
+
+def test_task_page_on_a_million_jobs_is_bounded_and_indexed(
+    million_jobs, admin_client, django_assert_max_num_queries
+):
+    url = reverse("admin:django_jobs_taskpage_task", args=["tests.tasks.add"])
+    with django_assert_max_num_queries(9) as captured:
+        response = admin_client.get(url)
+    (hour, day) = response.context["spans"]
+    assert day["failed"] == pytest.approx(665, rel=0.1)
+    for span, tolerance in ((hour, 0.01), (day, 0.003)):
+        rate = span["failed"] / (span["failed"] + span["succeeded"])
+        assert rate == pytest.approx(0.02, abs=tolerance)
+    assert_indexed(job_table_plans(captured.captured_queries))
