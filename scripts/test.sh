@@ -89,16 +89,20 @@ ensure_row_venvs() {
 
 # run_marker NAME: the -m expression of run NAME.
 run_marker() {
+    # The admin in a browser is the same on every database: it runs in the sqlite run only
+    # (and where it needs Redis). The million-row plans are PostgreSQL's: the postgresql run.
+    # The Django 5.2 PostgreSQL run repeats the suite's PostgreSQL tests on the backport.
+    local base="not disruptive and not faults and not packaging"
     case "$1" in
         postgresql+redis) echo "redis and not disruptive and not faults" ;;
         disruptive) echo "disruptive" ;;
         faults) echo "faults" ;;
         packaging) echo "packaging" ;;
-        redis-broker) echo "processes and not disruptive and not redis and not faults" ;;
-        django60 | django52)
-            echo "not disruptive and not processes and not redis and not faults and not packaging"
-            ;;
-        *) echo "not disruptive and not redis and not faults and not packaging" ;;
+        redis-broker) echo "processes and not browser and $base and not redis" ;;
+        django60 | django52) echo "not processes and not browser and $base and not redis" ;;
+        sqlite) echo "$base and not redis" ;;
+        django52-postgresql) echo "not browser and not performance and $base and not redis" ;;
+        *) echo "not browser and $base and not redis" ;;
     esac
 }
 

@@ -51,6 +51,28 @@ def set_status(job_id, status: str, **fields) -> None:
     Job.objects.filter(pk=job_id).update(status=status, **fields)
 
 
+def ended_job(task, *classes: str, ago=timedelta(minutes=5), status=JobStatus.FAILED, run=1.0):
+    """A job of ``task`` that ended ``ago`` after one failed attempt per class in ``classes``
+    (none: no error recorded), its last attempt having run ``run`` seconds."""
+    result = task.enqueue(*([1] if task is tasks.three_per_minute else [1, 2]))
+    at = timezone.now() - ago
+    errors = [
+        error_entry(cls, f"Traceback (most recent call last):\n{cls}: attempt {n}\n", n, "w-1")
+        for n, cls in enumerate(classes, start=1)
+    ]
+    set_status(
+        result.id,
+        status,
+        errors=errors,
+        attempts=len(classes),
+        run_after=at - timedelta(seconds=run + 0.5),
+        started_at=at - timedelta(seconds=run),
+        last_attempted_at=at - timedelta(seconds=run),
+        finished_at=at,
+    )
+    return result.id
+
+
 #: Task paths as long as real projects' (deep packages, descriptive names).
 LONG_TASKS = (
     "billing.integrations.stripe.webhooks.tasks.reconcile_invoice_payments_for_customer",
@@ -59,6 +81,8 @@ LONG_TASKS = (
     "search.indexing.elasticsearch.tasks.reindex_product_catalogue",
 )
 LONG_QUEUES = ("default", "emails-transactional", "reports-nightly", "billing-webhooks")
+#: What a running job reports with ``context.set_progress``: figures and a long message.
+PROGRESS = {"current": 4127, "total": 10000, "message": "reconciling invoices of " + "x" * 60}
 
 
 def realistic_jobs(count: int = 24) -> list[Job]:
@@ -87,6 +111,7 @@ def realistic_jobs(count: int = 24) -> list[Job]:
                 max_attempts=25 if i % 2 else 5,
                 claimed_by=worker if started else None,
                 worker_ids=[worker] if started else [],
+                progress=PROGRESS if status == JobStatus.RUNNING else None,
             )
         )
     for n in range(3):

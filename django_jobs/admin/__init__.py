@@ -3,7 +3,11 @@
 # Admin modules that live outside this package are imported here, one line each.
 from django_jobs.admin import (  # noqa: F401  (each module registers its ModelAdmins)
     dashboard,
+    failures,
     jobs,
+    queues,
     schedules,  # noqa: F401, E402
+    tasks,
     workers,
+    workflows,
 )

@@ -26,45 +26,71 @@ class BulkAction:
     name: str
     verb: str
     done: str
-    #: What is said afterwards, singular and plural: "Retried %(count)d job."
-    done_one: str
-    done_many: str
     service: Callable
     flag: int
     scope: str
     always_confirm: bool = False
+    #: Turns what ``service`` returned into the message shown and logged (default: a count).
+    report: Callable | None = None
+    #: The default message, singular and plural: ("Retried %(count)d job.", "… jobs.").
+    said: tuple[str, str] = ("Done: %(count)d job.", "Done: %(count)d jobs.")
+
+    def describe(self, result) -> str:
+        if self.report is not None:
+            return self.report(result)
+        return ngettext(*self.said, result) % {"count": result}
+
+
+def cancel_message(result: operations.Cancelled) -> str:
+    """'Cancelled 2 jobs; asked 1 running job to stop.': never 'cancelled' for a request."""
+    parts = []
+    if result.cancelled or not result.asked_to_stop:
+        parts.append(
+            ngettext("cancelled %(n)d job", "cancelled %(n)d jobs", result.cancelled)
+            % {"n": result.cancelled}
+        )
+    if result.asked_to_stop:
+        parts.append(
+            ngettext(
+                "asked %(n)d running job to stop",
+                "asked %(n)d running jobs to stop",
+                result.asked_to_stop,
+            )
+            % {"n": result.asked_to_stop}
+        )
+    text = "; ".join(parts)
+    return f"{text[0].upper()}{text[1:]}."
 
 
 RETRY = BulkAction(
     "retry_jobs",
     "Retry",
     "retried",
-    "Retried %(count)d job.",
-    "Retried %(count)d jobs.",
     operations.retry_jobs,
     CHANGE,
     "Only failed and cancelled jobs are queued again, each with a fresh attempt budget.",
+    said=("Retried %(count)d job.", "Retried %(count)d jobs."),
 )
 CANCEL = BulkAction(
     "cancel_jobs",
     "Cancel",
     "cancelled",
-    "Cancelled %(count)d job.",
-    "Cancelled %(count)d jobs.",
-    operations.cancel_jobs,
+    operations.cancel_or_stop,
     CHANGE,
-    "Only jobs that have not started are cancelled; running jobs finish.",
+    "Jobs that have not started are cancelled at once. Running jobs are asked to stop: their "
+    "worker notices within a heartbeat and stops them (see Cancellation in the docs). "
+    "Finished jobs are left alone.",
+    report=cancel_message,
 )
 DELETE = BulkAction(
     "delete_jobs",
     "Delete",
     "deleted",
-    "Deleted %(count)d job.",
-    "Deleted %(count)d jobs.",
     operations.delete_jobs,
     DELETION,
     "Running jobs are left alone. Deleted jobs cannot be recovered.",
     always_confirm=True,
+    said=("Deleted %(count)d job.", "Deleted %(count)d jobs."),
 )
 
 
@@ -74,19 +100,14 @@ def perform(modeladmin, request, queryset, action: BulkAction):
     if (across or action.always_confirm) and request.POST.get("confirmed") != "yes":
         return confirmation(modeladmin, request, queryset, action, across)
     jobs = None if across else list(queryset.only("id", "task_path", "status")[: LOG_EACH + 1])
-    count = action.service(queryset)
+    result = action.service(queryset)
     if jobs and action.flag == DELETION:
         kept = set(queryset.filter(pk__in=[j.pk for j in jobs]).values_list("pk", flat=True))
         jobs = [j for j in jobs if j.pk not in kept]  # log only the jobs really deleted
-    message = done_message(action, count)
+    message = action.describe(result)
     log(request, action, message, jobs, describe_filter(request) if across else "selection")
     modeladmin.message_user(request, message, messages.SUCCESS)
     return None
-
-
-def done_message(action: BulkAction, count: int) -> str:
-    """'Retried 1 job.', 'Retried 3 jobs.'"""
-    return ngettext(action.done_one, action.done_many, count) % {"count": count}
 
 
 def confirmation(modeladmin, request, queryset, action: BulkAction, across: bool):

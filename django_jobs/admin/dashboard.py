@@ -1,4 +1,4 @@
-"""The operations dashboard (live figures from a JSON endpoint) and queue pause/resume."""
+"""The operations dashboard (live figures from a JSON endpoint) and its queue pause/resume."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -8,7 +8,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from django_jobs.admin.common import ReadOnlyAdmin, database, stale_after
+from django_jobs.admin.common import database, stale_after
 from django_jobs.console import queries
 from django_jobs.console.models import Dashboard
 from django_jobs.jobs import operations
@@ -89,28 +89,3 @@ class DashboardAdmin(admin.ModelAdmin):
     @staticmethod
     def snapshot() -> dict:
         return queries.snapshot(database(), timezone.now(), stale_after())
-
-
-@admin.register(Queue)
-class QueueAdmin(ReadOnlyAdmin):
-    """Queues someone paused or resumed; the dashboard lists every queue with work."""
-
-    list_display = ("name", "paused", "changed_at")
-    actions = ("pause", "resume")
-
-    def has_toggle_permission(self, request) -> bool:
-        return request.user.has_perm(PAUSE)
-
-    @admin.action(description="Pause selected queues", permissions=["toggle"])
-    def pause(self, request, queryset):
-        self._toggle(request, queryset, operations.pause_queue, "Paused")
-
-    @admin.action(description="Resume selected queues", permissions=["toggle"])
-    def resume(self, request, queryset):
-        self._toggle(request, queryset, operations.resume_queue, "Resumed")
-
-    def _toggle(self, request, queryset, change, done: str) -> None:
-        for queue in queryset:
-            change(database(), queue.name)
-            self.log_change(request, queue, f"{done} queue {queue.name}.")
-        self.message_user(request, f"{done} {len(queryset)} queue(s).")

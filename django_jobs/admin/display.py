@@ -46,26 +46,6 @@ def status_badge(status: str) -> str:
     )
 
 
-def error_list(errors: list) -> str:
-    """Every failed attempt: attempt number, worker, exception and its traceback."""
-    if not errors:
-        return "–"
-    return format_html_join(
-        "",
-        '<div class="jobs-error"><p><strong>Attempt {}</strong> on worker <code>{}</code>: '
-        '<code>{}</code></p><pre class="jobs-traceback">{}</pre></div>',
-        (
-            (
-                e.get("attempt", "?"),
-                e.get("worker_id") or "–",
-                e.get("exception_class_path", "?"),
-                e.get("traceback", ""),
-            )
-            for e in errors
-        ),
-    )
-
-
 def workflow_steps(job) -> str:
     """The workflow a job belongs to: every step in canvas order, this one in bold."""
     if job.workflow_id is None:

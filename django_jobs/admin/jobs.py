@@ -1,4 +1,5 @@
-"""The job admin: filtered, searchable changelist; a read-only, readable job page."""
+"""The job admin: filtered, searchable changelist; a read-only, readable job page (its
+sections, live updates and cancel button in ``job_views``)."""
 
 import uuid
 
@@ -10,8 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from django_jobs import tracing
-from django_jobs.admin import actions, display
+from django_jobs.admin import actions, display, job_views
 from django_jobs.admin.common import ReadOnlyAdmin
 from django_jobs.admin.filters import QueueFilter, TaskFilter, WorkerFilter
 from django_jobs.admin.pagination import EstimatedCountPaginator
@@ -21,13 +21,13 @@ from django_jobs.jobs.status import JobStatus
 
 
 @admin.register(Job)
-class JobAdmin(ReadOnlyAdmin):
+class JobAdmin(job_views.JobPageViews, ReadOnlyAdmin):
     list_display = (
         "short_id",
         "task_name",
         "status_badge",
         "queue",
-        "tries",
+        "attempts_display",
         "enqueued",
         "wait_display",
         "run_display",
@@ -52,35 +52,13 @@ class JobAdmin(ReadOnlyAdmin):
     show_full_result_count = False  # COUNT(*) over a long history is slow
     actions = (actions.retry_jobs, actions.cancel_jobs, actions.delete_jobs)
     change_form_template = "admin/django_jobs/job/change_form.html"
-    fieldsets = (
-        (None, {"fields": ("id", "task_path", "status_badge", "queue_name", "priority")}),
-        ("Call", {"fields": ("args_pretty", "kwargs_pretty", "options_pretty")}),
-        ("Outcome", {"fields": ("return_value_pretty", "progress_pretty", "errors_display")}),
-        (
-            "Timing",
-            {
-                "fields": (
-                    "enqueued_at",
-                    "run_after",
-                    "started_at",
-                    "last_attempted_at",
-                    "finished_at",
-                    "wait_display",
-                    "run_display",
-                    "attempts_display",
-                    "timeout",
-                    "lease_expires_at",
-                )
-            },
-        ),
-        ("Workers", {"fields": ("worker_display", "worker_ids", "backend")}),
-        ("Workflow", {"fields": ("workflow_display", "limit_key")}),
-    )
-    #: Shown on the pages of jobs enqueued while tracing (``django_jobs.tracing``).
-    trace_fieldset = ("Trace", {"fields": ("trace_display",)})
+    # The page is drawn by job/page.html (a header, the attempts, the call, the outcome, the
+    # timing); the admin's read-only form needs a field, nothing renders it.
+    fields = ("task_path",)
 
     class Media:
         css = {"all": ("django_jobs/console.css",)}
+        js = ("django_jobs/live.js",)
 
     # --- permissions --------------------------------------------------------------------
     def has_retry_permission(self, request) -> bool:
@@ -130,12 +108,6 @@ class JobAdmin(ReadOnlyAdmin):
         name = job.queue_name
         return format_html('<span class="jobs-cut" title="{}">{}</span>', name, name)
 
-    @admin.display(description="tries")
-    def tries(self, job: Job) -> str:
-        made, most = job.attempts, job.max_attempts
-        title = f"{made} of at most {most} attempts made"
-        return format_html('<span title="{}">{}/{}</span>', title, made, most)
-
     @admin.display(description="enqueued", ordering="enqueued_at")
     def enqueued(self, job: Job) -> str:
         return display.timestamp(job.enqueued_at)
@@ -144,9 +116,12 @@ class JobAdmin(ReadOnlyAdmin):
     def status_badge(self, job: Job) -> str:
         return display.status_badge(job.status)
 
-    @admin.display(description="attempts")
+    @admin.display(description="tries")
     def attempts_display(self, job: Job) -> str:
-        return f"{job.attempts}/{job.max_attempts}"
+        """Attempts made / allowed (the live list updates this cell, field-attempts_display)."""
+        made, most = job.attempts, job.max_attempts
+        title = f"{made} of at most {most} attempts made"
+        return format_html('<span title="{}">{}/{}</span>', title, made, most)
 
     @admin.display(description="wait")
     def wait_display(self, job: Job) -> str:
@@ -163,45 +138,6 @@ class JobAdmin(ReadOnlyAdmin):
         url = reverse("admin:django_jobs_worker_change", args=[quote(job.claimed_by)])
         return format_html('<a href="{}">{}</a>', url, job.claimed_by[:8])
 
-    @admin.display(description="args")
-    def args_pretty(self, job: Job) -> str:
-        return display.pretty_json(job.args)
-
-    @admin.display(description="kwargs")
-    def kwargs_pretty(self, job: Job) -> str:
-        return display.pretty_json(job.kwargs)
-
-    @admin.display(description="options")
-    def options_pretty(self, job: Job) -> str:
-        return display.pretty_json(job.options)
-
-    @admin.display(description="return value")
-    def return_value_pretty(self, job: Job) -> str:
-        return display.pretty_json(job.return_value) if job.return_value is not None else "–"
-
-    @admin.display(description="progress")
-    def progress_pretty(self, job: Job) -> str:
-        return display.pretty_json(job.progress) if job.progress is not None else "–"
-
-    @admin.display(description="workflow")
-    def workflow_display(self, job: Job) -> str:
-        return display.workflow_steps(job)
-
-    @admin.display(description="errors")
-    def errors_display(self, job: Job) -> str:
-        return display.error_list(job.errors)
-
-    @admin.display(description="trace id")
-    def trace_display(self, job: Job) -> str:
-        found = tracing.trace_id(job.trace_context)
-        return format_html('<code class="jobs-trace-id">{}</code>', found) if found else "–"
-
-    def get_fieldsets(self, request, obj=None):
-        fieldsets = super().get_fieldsets(request, obj)
-        if obj is not None and obj.trace_context:
-            fieldsets = [*fieldsets, self.trace_fieldset]
-        return fieldsets
-
     # --- retry / cancel buttons on the job page ------------------------------------------
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -214,9 +150,6 @@ class JobAdmin(ReadOnlyAdmin):
     def retry_view(self, request, object_id):
         return self._act(request, object_id, actions.RETRY, self.has_retry_permission)
 
-    def cancel_view(self, request, object_id):
-        return self._act(request, object_id, actions.CANCEL, self.has_cancel_permission)
-
     def _act(self, request, object_id, action, allowed):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
@@ -225,7 +158,7 @@ class JobAdmin(ReadOnlyAdmin):
             self.message_user(request, "You may not do that.", messages.ERROR)
         else:
             count = action.service(self.get_queryset(request).filter(pk=job.pk))
-            message = actions.done_message(action, count)
+            message = action.describe(count)
             self.log_change(request, job, message)
             level = messages.SUCCESS if count else messages.WARNING
             self.message_user(request, message if count else f"{job} was not {action.done}.", level)
@@ -237,7 +170,7 @@ class JobAdmin(ReadOnlyAdmin):
             and obj.status in (JobStatus.FAILED, JobStatus.CANCELLED)
             and self.has_retry_permission(request),
             can_cancel=obj is not None
-            and obj.status in (JobStatus.READY, JobStatus.BLOCKED)
+            and job_views.cancellable(obj)
             and self.has_cancel_permission(request),
         )
         return super().render_change_form(request, context, *args, obj=obj, **kwargs)

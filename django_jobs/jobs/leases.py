@@ -59,7 +59,8 @@ def rescue_expired(
     jobs = Job.objects.using(database)
     fields = (
         "pk", "attempts", "max_attempts", "claimed_by", "backend", "queue_name", "priority",
-        "cancel_requested_at", "workflow_id", "limit_key", "task_path", "db_now",
+        "cancel_requested_at", "workflow_id", "limit_key", "task_path", "last_attempted_at",
+        "db_now",
     )  # fmt: skip
     expired = jobs.expired().annotate(db_now=DatabaseNow()).values_list(*fields)[:limit]
     rescued = 0
@@ -78,12 +79,15 @@ def rescue_expired(
             flow,
             gate,
             task,
+            started,
         ) = columns
         error = error_entry(
             LOST,
             f"{LOST}: worker {worker_id} stopped heartbeating; lease expired.\n",
             attempts,
             worker_id or "",
+            started_at=started,
+            finished_at=db_now,  # when the lease was found expired, not when the worker died
         )
         fenced = jobs.expired().filter(pk=pk, attempts=attempts)
         requeue = cancel is None and attempts < max_attempts

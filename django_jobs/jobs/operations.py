@@ -7,6 +7,7 @@ filtered changelist) and act on it with one bulk statement, never one save per r
 
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.db import transaction
 from django.db.models import Count
@@ -27,7 +28,14 @@ def retry_jobs(jobs: JobQuerySet) -> int:
     return jobs.retry(timezone.now())
 
 
-def cancel_jobs(jobs: JobQuerySet) -> int:
+class Cancelled(NamedTuple):
+    """What a cancel did: jobs ended at once, and running jobs asked to stop."""
+
+    cancelled: int
+    asked_to_stop: int
+
+
+def cancel_or_stop(jobs: JobQuerySet) -> Cancelled:
     """Cancel READY (or BLOCKED) jobs; ask RUNNING ones to stop (their worker notices at its
     heartbeat). Cancelled workflow steps apply their workflow's failure policy."""
     now = timezone.now()
@@ -36,7 +44,7 @@ def cancel_jobs(jobs: JobQuerySet) -> int:
         jobs.filter(status__in=waiting, workflow__isnull=False).values_list("pk", flat=True)
     )
     if not steps:
-        return jobs.cancel(now) + jobs.request_cancel(now)
+        return Cancelled(jobs.cancel(now), jobs.request_cancel(now))
     with transaction.atomic(using=jobs.db):
         cancelled = jobs.cancel(now)
         ended = jobs.model.objects.using(jobs.db).filter(pk__in=steps, status=JobStatus.CANCELLED)
@@ -44,7 +52,12 @@ def cancel_jobs(jobs: JobQuerySet) -> int:
         activated = flows.ended(jobs.db, ended)
     if activated:
         _publish(activated)
-    return cancelled + jobs.request_cancel(now)
+    return Cancelled(cancelled, jobs.request_cancel(now))
+
+
+def cancel_jobs(jobs: JobQuerySet) -> int:
+    """Cancel READY (or BLOCKED) jobs and ask RUNNING ones to stop; return how many of both."""
+    return sum(cancel_or_stop(jobs))
 
 
 def _publish(jobs) -> None:

@@ -1,5 +1,7 @@
 """The statuses of a job, how they show in Django's ``TaskResult``, and ``Job.errors`` entries."""
 
+from datetime import datetime
+
 from django.db import models
 
 from django_jobs.tasks_api import TaskResultStatus
@@ -29,20 +31,33 @@ TASK_RESULT_STATUS = {
 
 
 def error_entry(
-    exception_class_path: str, traceback: str, attempt: int | None, worker_id: str
+    exception_class_path: str,
+    traceback: str,
+    attempt: int | None,
+    worker_id: str,
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
 ) -> dict:
-    """Describe one failed attempt as stored in ``Job.errors``."""
-    return {
+    """Describe one failed attempt as stored in ``Job.errors``.
+
+    ``started_at``/``finished_at`` (ISO strings) are recorded where known; entries written
+    before they existed have neither, and readers must cope.
+    """
+    entry = {
         "exception_class_path": exception_class_path,
         "traceback": traceback,
         "attempt": attempt,
         "worker_id": worker_id,
     }
+    for key, value in (("started_at", started_at), ("finished_at", finished_at)):
+        if value is not None:
+            entry[key] = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return entry
 
 
 #: ``errors`` entry of a job cancelled before it ran (running ones record their traceback).
 CANCELLED_ERROR = "django_jobs.exceptions.JobCancelled"
 
 
-def cancelled_entry(text: str) -> dict:
-    return error_entry(CANCELLED_ERROR, f"{CANCELLED_ERROR}: {text}\n", None, "")
+def cancelled_entry(text: str, now: datetime | None = None) -> dict:
+    return error_entry(CANCELLED_ERROR, f"{CANCELLED_ERROR}: {text}\n", None, "", None, now)

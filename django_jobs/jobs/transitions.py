@@ -150,7 +150,9 @@ class JobTransitions(models.QuerySet):
 
     def cancel(self, now: datetime, reason: str = "cancelled before it started") -> int:
         """READY or BLOCKED → CANCELLED (see ``request_cancel`` for running jobs)."""
-        return self.filter(status__in=WAITING).update(**cancelled(now, cancelled_entry(reason)))
+        return self.filter(status__in=WAITING).update(
+            **cancelled(now, cancelled_entry(reason, now))
+        )
 
     def request_cancel(self, now: datetime) -> int:
         """Flag running jobs for cancellation; their worker stops them."""

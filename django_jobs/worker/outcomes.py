@@ -97,6 +97,8 @@ def _record_failure(outcome: Outcome, database: str, now: datetime) -> str:
         "".join(traceback.format_exception(exc)),
         attempt.job.attempts,
         attempt.worker_id,
+        started_at=attempt.job.last_attempted_at,  # the claimed row: this attempt's start
+        finished_at=now,
     )
     task, job = attempt.task, attempt.job
     if attempt.cancelled.is_set() or isinstance(exc, JobCancelled | Discard):
