@@ -1,5 +1,7 @@
 """The schedule admin: list, validation, preview, enable/disable and run-now actions."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
@@ -38,8 +40,8 @@ def test_changelist_shows_next_fire_time_and_last_result(admin_client):
     job_id = enqueue_add()
     Schedule.objects.filter(pk=schedule.pk).update(last_job_id=job_id)
     page = admin_client.get(CHANGELIST).content.decode()
-    assert "every 60 s" in page
-    assert "READY" in page
+    assert "every 1 min" in page
+    assert "jobs-status-ready" in page
     assert reverse("admin:django_jobs_job_change", args=[job_id]) in page
 
 
@@ -65,20 +67,28 @@ def test_the_change_page_previews_the_next_five_fire_times(admin_client):
     page = admin_client.get(
         reverse("admin:django_jobs_schedule_change", args=[schedule.pk])
     ).content.decode()
-    assert page.count("03:00:00 CE") == 5  # CET or CEST, local to the schedule
+    upcoming = page.split("<ol>")[1].split("</ol>")[0]
+    assert upcoming.count("03:00:00 CE") == 5  # CET or CEST, local to the schedule
     assert "tests.tasks.add" in page
 
 
 def test_enable_and_disable_actions(admin_client):
     schedule = Schedule.objects.create(name="s", task="tests.tasks.add", interval_seconds=60)
-    admin_client.post(
-        CHANGELIST, {"action": "disable_schedules", "_selected_action": [schedule.pk]}
+    other = Schedule.objects.create(name="t", task="tests.tasks.add", interval_seconds=60)
+    response = admin_client.post(
+        CHANGELIST,
+        {"action": "disable_schedules", "_selected_action": [schedule.pk, other.pk]},
+        follow=True,
     )
     schedule.refresh_from_db()
     assert (schedule.enabled, schedule.next_fire_at) == (False, None)
-    admin_client.post(CHANGELIST, {"action": "enable_schedules", "_selected_action": [schedule.pk]})
+    assert [str(m) for m in response.context["messages"]] == ["Disabled 2 schedules."]
+    response = admin_client.post(
+        CHANGELIST, {"action": "enable_schedules", "_selected_action": [schedule.pk]}, follow=True
+    )
     schedule.refresh_from_db()
     assert schedule.enabled and schedule.next_fire_at is not None
+    assert [str(m) for m in response.context["messages"]] == ["Enabled 1 schedule."]
 
 
 def test_run_now_enqueues_a_job_without_moving_the_schedule(admin_client):
@@ -167,3 +177,19 @@ def test_run_now_runs_each_schedule_that_can_and_names_each_that_cannot(admin_cl
     assert "Enqueued 2 jobs." in messages
     failures = [m for m in messages if "bad one" in m]
     assert len(failures) == 1 and "priority" in failures[0]
+
+
+def test_the_change_page_gives_fire_times_to_the_second_in_both_zones(admin_client):
+    # Given a schedule read in Asia/Kolkata that fired at a known second
+    schedule = Schedule.objects.create(
+        name="s", task="tests.tasks.add", cron="0 9 * * *", timezone="Asia/Kolkata"
+    )
+    fired = datetime(2025, 12, 7, 3, 30, 7, tzinfo=UTC)
+    Schedule.objects.filter(pk=schedule.pk).update(last_fired_at=fired)
+    # When its page is shown
+    page = admin_client.get(
+        reverse("admin:django_jobs_schedule_change", args=[schedule.pk])
+    ).content.decode()
+    # Then the last fire time is given to the second in the site's zone and in the schedule's
+    assert "d ago<br>2025-12-07 03:30:07 UTC (site time)<br>" in page
+    assert "2025-12-07 09:00:07 IST (the schedule&#x27;s zone, Asia/Kolkata)" in page

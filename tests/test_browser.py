@@ -1,6 +1,7 @@
 """The console in a real browser (Playwright + Debian's chromium) against a live server."""
 
 import os
+import re
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +15,15 @@ from django_jobs.jobs.status import JobStatus
 from django_jobs.models import Job, Queue, Worker
 from tests import tasks
 from tests.conftest import ROOT, wait_for
-from tests.console import PASSWORD, failed_job, make_user
+from tests.console import (
+    LONG_TASKS,
+    PASSWORD,
+    busy_day,
+    failed_job,
+    make_user,
+    realistic_jobs,
+    realistic_schedules,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -67,6 +76,26 @@ def page(browser):
     context.close()
 
 
+#: Screens the console lists must fit without scrolling sideways: a laptop with the admin's
+#: navigation sidebar open (Django's default) and closed, and a desktop.
+SCREENS = {"1280x800": (1280, 800, True), "1280x800-nav-closed": (1280, 800, False),
+           "1920x1080": (1920, 1080, True)}  # fmt: skip
+
+
+@pytest.fixture(params=list(SCREENS))
+def screen(browser, request):
+    width, height, nav_open = SCREENS[request.param]
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.set_default_timeout(20_000)
+    # What the admin's toggle remembers (nav_sidebar.js): nothing stored means open.
+    if not nav_open:
+        context.add_init_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
+    page = context.new_page()
+    page.screen_name = request.param
+    yield page
+    context.close()
+
+
 def log_in(page, base: str, username: str) -> None:
     page.goto(base + reverse("admin:login"))
     page.fill("#id_username", username)
@@ -75,9 +104,9 @@ def log_in(page, base: str, username: str) -> None:
     page.wait_for_selector("#user-tools")
 
 
-def screenshot(page, name: str, tmp_path: Path) -> None:
+def screenshot(page, name: str, tmp_path: Path, full_page: bool = True) -> None:
     path = tmp_path / name
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     if SAVE_SCREENSHOTS:
         shutil.copy(path, ROOT / "docs" / "images" / name)
 
@@ -111,11 +140,10 @@ def test_operator_sees_a_failed_job_retries_it_and_watches_it_succeed(
     assert "live" in page.locator("#jobs-workers").inner_text()
     page.click("#jobs-refresh")  # the JSON endpoint answers and the page re-renders
     page.wait_for_function("Number(document.getElementById('jobs-dashboard').dataset.loaded) >= 2")
-    screenshot(page, "dashboard.png", tmp_path)
 
     # When they follow "failed jobs" to the job's page
     page.click("text=failed jobs")
-    page.click("#result_list a:has-text('tests.tasks.fails_first_time')")
+    page.click("#result_list [title='tests.tasks.fails_first_time']")
     # Then the page shows the error first, with its traceback, then the attempt and its worker
     assert "the payment provider timed out" in page.locator("#jobs-errors").inner_text()
     assert "Traceback" in page.locator("#jobs-errors").inner_text()
@@ -124,7 +152,7 @@ def test_operator_sees_a_failed_job_retries_it_and_watches_it_succeed(
 
     # When they press Retry
     page.click("#jobs-retry")
-    assert "Retried 1 job(s)." in page.locator(".messagelist").inner_text()
+    assert "Retried 1 job." in page.locator(".messagelist").inner_text()
 
     # Then the job runs again and the page shows it succeeded, with its return value
     def shows_success():
@@ -310,3 +338,127 @@ def test_operator_retries_a_failure_group_from_the_failures_page(browser, live_s
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(page, "task.png", tmp_path)
     context.close()
+
+
+#: Boxes that scroll sideways: the page, and the changelist's results (Django wraps the table
+#: in ``.results`` with ``overflow-x: auto``, so a table too wide scrolls there).
+OVERFLOW = r"""(selectors) => selectors.map((s) => document.querySelector(s))
+    .filter((box) => box.scrollWidth > box.clientWidth)
+    .map((box) => `${box.className || box.tagName}: ${box.scrollWidth} > ${box.clientWidth}`)"""
+
+#: Rows clearly taller than the shortest (a cell whose text wraps doubles its row; a badge
+#: may add a pixel).
+TALL_ROWS = r"""() => {
+    const rows = [...document.querySelectorAll('#result_list tbody tr')];
+    const lowest = Math.min(...rows.map((row) => row.offsetHeight));
+    return rows.filter((row) => row.offsetHeight > lowest * 1.3)
+        .map((row) => row.innerText.replace(/\s+/g, ' ').slice(0, 60));
+}"""
+
+#: Column headers not shown (stepped aside on a narrow list).
+HIDDEN_COLUMNS = r"""() => [...document.querySelectorAll('#result_list thead th')]
+    .filter((th) => !th.offsetWidth).map((th) => th.className.match(/column-(\S+)/)[1])"""
+
+
+def assert_fits(page) -> None:
+    assert page.evaluate(OVERFLOW, ["html", "#changelist .results"]) == []
+    assert page.evaluate(TALL_ROWS) == []
+    assert page.locator("#result_list tbody tr").first.evaluate("row => row.offsetHeight") < 40
+    hidden = page.evaluate(HIDDEN_COLUMNS)
+    if page.screen_name == "1280x800":  # both sidebars open: the least needed columns step aside
+        assert set(hidden) <= {"worker_display", "wait_display", "source", "task_name"}, hidden
+    else:
+        assert hidden == []
+
+
+def test_job_list_fits_the_screen_with_long_task_paths(screen, live_server, tmp_path):
+    # Given jobs in every status with long task paths, queues and worker ids, running ones
+    # reporting progress with a long message
+    realistic_jobs()
+    make_user("admin", superuser=True)
+    log_in(screen, live_server.url, "admin")
+    for ordering in ("", "?o=-2.4"):  # sorted by a column or two: the headers grow
+        # When the operator opens the job list
+        screen.goto(live_server.url + reverse("admin:django_jobs_job_changelist") + ordering)
+        # (once the live updates drew the running jobs' progress bars beside their status)
+        screen.wait_for_function("Number(document.querySelector('#result_list').dataset.polls)")
+        progress = screen.locator("#result_list .jobs-progress-line").first
+        assert progress.get_attribute("title").startswith("41 % (4127/10000) · reconciling")
+        # Then nothing scrolls sideways and every row is one line high
+        assert_fits(screen)
+        if screen.screen_name == "1280x800" and not ordering:
+            screenshot(screen, "jobs.png", tmp_path, full_page=False)
+    # And a shortened task path has the whole path on hover, a time its exact second
+    task = screen.locator("#result_list tbody tr .field-task_name [title]").first
+    assert task.inner_text().startswith("…")
+    assert task.get_attribute("title") in LONG_TASKS
+    enqueued = screen.locator("#result_list tbody tr .field-enqueued time").first
+    assert re.fullmatch(r"\d+ (s|min|h|d) ago", enqueued.inner_text())
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", enqueued.get_attribute("title"))
+
+
+def test_schedule_list_fits_the_screen_with_failing_schedules(screen, live_server, tmp_path):
+    # Given schedules in far time zones with long names and task paths, two failing
+    realistic_schedules()
+    make_user("admin", superuser=True)
+    log_in(screen, live_server.url, "admin")
+    # When the operator opens the schedule list
+    screen.goto(live_server.url + reverse("admin:django_jobs_schedule_changelist"))
+    # Then nothing scrolls sideways, every row is one line high, and the errors show as failing
+    assert_fits(screen)
+    assert screen.locator("#result_list .jobs-schedule-failing").count() == 2
+    # And a next fire time says when relative to now, exact in both zones on hover
+    weekly = screen.locator("#result_list tr:has-text('weekly digest') .field-next_fire time")
+    assert re.fullmatch(r"in \d+ (s|min|h|d)", weekly.inner_text())
+    assert re.fullmatch(
+        r"\S+ \S+ UTC \(site time\)\n\S+ \S+ IST \(the schedule's zone, Asia/Kolkata\)",
+        weekly.get_attribute("title"),
+    )
+    if screen.screen_name == "1280x800":
+        screenshot(screen, "schedules.png", tmp_path, full_page=False)
+
+
+def test_worker_list_fits_the_screen_with_long_host_names(screen, live_server):
+    # Given workers on hosts with long names
+    realistic_jobs()
+    make_user("admin", superuser=True)
+    log_in(screen, live_server.url, "admin")
+    # When the operator opens the worker list
+    screen.goto(live_server.url + reverse("admin:django_jobs_worker_changelist"))
+    # Then nothing scrolls sideways, and the heartbeat is relative with its exact second on hover
+    assert_fits(screen)
+    heartbeat = screen.locator("#result_list .field-heartbeat_age [title]").first
+    assert re.fullmatch(r"\d+ s ago", heartbeat.inner_text())
+
+
+#: The time-axis labels of a chart: text, box, and font size as drawn.
+AXIS_LABELS = r"""(id) => [...document.querySelectorAll('#' + id + ' text.jobs-label')]
+    .filter((label) => label.getAttribute('text-anchor') === 'middle')
+    .map((label) => {
+        const box = label.getBoundingClientRect();
+        const scale = box.height / label.getBBox().height;  // 1 unless the chart is stretched
+        const size = parseFloat(getComputedStyle(label).fontSize) * scale;
+        return {text: label.textContent, left: box.left, right: box.right, size: size};
+    })"""
+
+
+def test_dashboard_charts_label_their_time_axis_with_readable_ticks(page, live_server, tmp_path):
+    # Given a day of finished jobs, running jobs and live workers
+    busy_day()
+    realistic_jobs()
+    make_user("admin", superuser=True)
+    log_in(page, live_server.url, "admin")
+    # When the operator opens the dashboard on a 1280 px screen
+    page.goto(live_server.url + reverse("admin:django_jobs_dashboard_changelist"))
+    page.wait_for_function("Number(document.getElementById('jobs-dashboard').dataset.loaded) >= 1")
+    # Then each chart's time axis has several times between its ends, drawn at a readable size
+    # and not overlapping
+    hour, day = r"\d\d:\d0( [AP]M)?", r"\d\d:00( [AP]M)?|\w+ \d+"  # the browser's 12 or 24 h clock
+    for chart, pattern in (("jobs-chart-hour", hour), ("jobs-chart-day", day)):
+        labels = page.evaluate(AXIS_LABELS, chart)
+        assert len(labels) >= 3, labels
+        assert all(re.fullmatch(pattern, label["text"]) for label in labels), labels
+        assert all(label["size"] >= 10 for label in labels), labels
+        assert all(a["right"] < b["left"] for a, b in zip(labels, labels[1:], strict=False)), labels
+    assert page.evaluate(OVERFLOW, ["html", "#jobs-dashboard"]) == []
+    screenshot(page, "dashboard.png", tmp_path)

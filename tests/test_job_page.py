@@ -83,7 +83,7 @@ def test_failed_job_page_shows_the_last_error_first_then_every_attempt_with_its_
     # Each attempt: start and end to the second, duration in ms below a second, worker
     timeline_html = page[page.index('id="jobs-attempts"') :]
     second = timezone.localtime(T0 + timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S")
-    assert second in timeline_html and "1.5 s" in timeline_html
+    assert second in timeline_html and "1.500 s" in timeline_html  # to the millisecond
     assert "250 ms" in timeline_html and "w-3" in timeline_html
     assert "w-old" in timeline_html
     # The old entry (attempt 1) renders without times

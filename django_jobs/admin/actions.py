@@ -32,11 +32,13 @@ class BulkAction:
     always_confirm: bool = False
     #: Turns what ``service`` returned into the message shown and logged (default: a count).
     report: Callable | None = None
+    #: The default message, singular and plural: ("Retried %(count)d job.", "… jobs.").
+    said: tuple[str, str] = ("Done: %(count)d job.", "Done: %(count)d jobs.")
 
     def describe(self, result) -> str:
         if self.report is not None:
             return self.report(result)
-        return f"{self.done.capitalize()} {result} job(s)."
+        return ngettext(*self.said, result) % {"count": result}
 
 
 def cancel_message(result: operations.Cancelled) -> str:
@@ -67,6 +69,7 @@ RETRY = BulkAction(
     operations.retry_jobs,
     CHANGE,
     "Only failed and cancelled jobs are queued again, each with a fresh attempt budget.",
+    said=("Retried %(count)d job.", "Retried %(count)d jobs."),
 )
 CANCEL = BulkAction(
     "cancel_jobs",
@@ -87,6 +90,7 @@ DELETE = BulkAction(
     DELETION,
     "Running jobs are left alone. Deleted jobs cannot be recovered.",
     always_confirm=True,
+    said=("Deleted %(count)d job.", "Deleted %(count)d jobs."),
 )
 
 

@@ -21,7 +21,7 @@ REFRESH_SECONDS = 5
 
 @admin.register(Dashboard)
 class DashboardAdmin(admin.ModelAdmin):
-    """Shown in the admin index as Jobs › Dashboard; anyone who may view jobs may see it."""
+    """Background jobs › Dashboard in the admin index; anyone who may view jobs may see it."""
 
     def has_view_permission(self, request, obj=None) -> bool:
         return request.user.has_perm(VIEW)

@@ -1,10 +1,11 @@
 """Small HTML and text renderings of job fields for the admin pages."""
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.admin.utils import quote
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from django_jobs.jobs.status import JobStatus
@@ -25,17 +26,17 @@ def pretty_json(value) -> str:
 
 
 def duration(value: timedelta | float | None) -> str:
-    """'850 ms', '12.3 s', '4 min 3 s', '2 h 5 min'; '–' for nothing."""
+    """'87 ms', '12.345 s', '4 min 3.210 s', '2 h 5 min 3 s'; '–' for nothing."""
     if value is None:
         return "–"
     seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     if seconds < 60:
-        return f"{seconds:.1f} s"
+        return f"{seconds:.3f} s"
     if seconds < 3600:
-        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+        return f"{int(seconds // 60)} min {seconds % 60:.3f} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min {int(seconds % 60)} s"
 
 
 def status_badge(status: str) -> str:
@@ -82,3 +83,59 @@ def workflow_steps(job) -> str:
         workflow.on_failure,
         table,
     )
+
+
+# --- times and task paths in the console's lists ------------------------------------------
+def exact(moment: datetime, tz=None) -> str:
+    """'2025-12-07 15:24:03 UTC': to the second, in ``tz`` (the current time zone if None)."""
+    if timezone.is_naive(moment):  # USE_TZ = False: the database's time, zone unknown
+        return f"{moment:%Y-%m-%d %H:%M:%S}"
+    return timezone.localtime(moment, tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def ago(moment: datetime, now: datetime | None = None) -> str:
+    """'12 s ago', '4 min ago', '3 h ago', '2 d ago'; 'in 8 s' for a time to come."""
+    if now is None:
+        now = timezone.now() if timezone.is_aware(moment) else datetime.now()
+    seconds = (now - moment).total_seconds()
+    span = abs(seconds)
+    if span < 60:
+        text = f"{int(span)} s"
+    elif span < 3600:
+        text = f"{int(span // 60)} min"
+    elif span < 86400:
+        text = f"{int(span // 3600)} h"
+    else:
+        text = f"{int(span // 86400)} d"
+    return f"in {text}" if seconds < -0.5 else f"{text} ago"
+
+
+def timestamp(moment: datetime | None, now: datetime | None = None, title: str = "") -> str:
+    """A time as '12 s ago' with the exact second on hover (``title`` replaces it); '–'."""
+    if moment is None:
+        return "–"
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        moment.isoformat(),
+        title or exact(moment),
+        ago(moment, now),
+    )
+
+
+def exact_and_ago(moment: datetime | None, now: datetime | None = None) -> str:
+    """'2025-12-07 15:24:03 UTC (12 s ago)', for a page that has room for both; '–'."""
+    if moment is None:
+        return "–"
+    return format_html(
+        '<time datetime="{}">{}</time> ({})', moment.isoformat(), exact(moment), ago(moment, now)
+    )
+
+
+def short_task(path: str, room: int = 24) -> str:
+    """A task path cut to its last dotted parts that fit in ``room`` characters (at least the
+    function's name: '…tasks.send_email', '…reconcile_invoice_payments'), whole on hover."""
+    short, parts = path, path.split(".")
+    while len(short) > room and len(parts) > 1:
+        parts = parts[1:]
+        short = "…" + ".".join(parts)
+    return format_html('<span class="jobs-cut" title="{}">{}</span>', path, short)

@@ -24,16 +24,16 @@ from django_jobs.jobs.status import JobStatus
 class JobAdmin(job_views.JobPageViews, ReadOnlyAdmin):
     list_display = (
         "short_id",
-        "task_path",
+        "task_name",
         "status_badge",
-        "queue_name",
+        "queue",
         "attempts_display",
-        "enqueued_at",
+        "enqueued",
         "wait_display",
         "run_display",
         "worker_display",
     )
-    list_display_links = ("short_id", "task_path")
+    list_display_links = ("short_id", "task_name")
     list_filter = (
         "status",
         QueueFilter,
@@ -99,13 +99,29 @@ class JobAdmin(job_views.JobPageViews, ReadOnlyAdmin):
     def short_id(self, job: Job) -> str:
         return str(job.pk)[:8]
 
+    @admin.display(description="task", ordering="task_path")
+    def task_name(self, job: Job) -> str:
+        return display.short_task(job.task_path)
+
+    @admin.display(description="queue", ordering="queue_name")
+    def queue(self, job: Job) -> str:
+        name = job.queue_name
+        return format_html('<span class="jobs-cut" title="{}">{}</span>', name, name)
+
+    @admin.display(description="enqueued", ordering="enqueued_at")
+    def enqueued(self, job: Job) -> str:
+        return display.timestamp(job.enqueued_at)
+
     @admin.display(description="status", ordering="status")
     def status_badge(self, job: Job) -> str:
         return display.status_badge(job.status)
 
-    @admin.display(description="attempts")
+    @admin.display(description="tries")
     def attempts_display(self, job: Job) -> str:
-        return f"{job.attempts}/{job.max_attempts}"
+        """Attempts made / allowed (the live list updates this cell, field-attempts_display)."""
+        made, most = job.attempts, job.max_attempts
+        title = f"{made} of at most {most} attempts made"
+        return format_html('<span title="{}">{}/{}</span>', title, made, most)
 
     @admin.display(description="wait")
     def wait_display(self, job: Job) -> str:
@@ -142,7 +158,7 @@ class JobAdmin(job_views.JobPageViews, ReadOnlyAdmin):
             self.message_user(request, "You may not do that.", messages.ERROR)
         else:
             count = action.service(self.get_queryset(request).filter(pk=job.pk))
-            message = f"{action.done.capitalize()} {count} job(s)."
+            message = action.describe(count)
             self.log_change(request, job, message)
             level = messages.SUCCESS if count else messages.WARNING
             self.message_user(request, message if count else f"{job} was not {action.done}.", level)

@@ -45,7 +45,7 @@ def queue_rows(db: str) -> list[dict]:
 
 @admin.register(Queue)
 class QueueAdmin(admin.ModelAdmin):
-    """Jobs › Queues: a page of its own in place of the changelist of paused queues."""
+    """Background jobs › Queues: a page of its own in place of the changelist of paused queues."""
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -5,7 +5,6 @@ the lease index for the workers on the page); a worker's page lists the jobs it 
 the ones it finished last (each a short range of an index).
 """
 
-from datetime import UTC
 from urllib.parse import urlencode
 
 from django.contrib import admin
@@ -111,12 +110,14 @@ def job_table(jobs: list[Job], when: str, now) -> str:
 
 
 def since(moment, now) -> str:
-    """'12.0 s ago', the exact time (UTC) on hover."""
+    """'12 s ago', the exact second on hover."""
     if moment is None:
         return "–"
-    exact = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    ago = _("%(age)s ago") % {"age": display.duration(now - moment)}
-    return format_html('<span class="jobs-heartbeat" title="{}">{}</span>', exact, ago)
+    return format_html(
+        '<span class="jobs-heartbeat" title="{}">{}</span>',
+        display.exact(moment),
+        display.ago(moment, now),
+    )
 
 
 class WorkerChangeList(ChangeList):

@@ -20,12 +20,42 @@
     return node;
   }
 
+  // As django_jobs.admin.display.duration: '87 ms', '12.345 s', '4 min 3.210 s', '2 h 5 min 3 s'.
   function duration(seconds) {
     if (seconds === null || seconds === undefined) return "–";
     if (seconds < 1) return Math.round(seconds * 1000) + " ms";
-    if (seconds < 60) return seconds.toFixed(1) + " s";
-    if (seconds < 3600) return Math.floor(seconds / 60) + " min " + Math.floor(seconds % 60) + " s";
-    return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";
+    if (seconds < 60) return seconds.toFixed(3) + " s";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min " + (seconds % 60).toFixed(3) + " s";
+    return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min " +
+      Math.floor(seconds % 60) + " s";
+  }
+
+  // As display.timestamp: '12 s ago', the exact second on hover.
+  function ago(now, seconds) {
+    const span = Math.max(seconds, 0);
+    const text = span < 60 ? Math.floor(span) + " s" : span < 3600 ? Math.floor(span / 60) + " min"
+      : span < 86400 ? Math.floor(span / 3600) + " h" : Math.floor(span / 86400) + " d";
+    const at = new Date(new Date(now).getTime() - seconds * 1000);
+    return el("time", { datetime: at.toISOString(), title: exact(at) }, text + " ago");
+  }
+
+  function exact(at) {
+    const pad = (n) => String(n).padStart(2, "0");
+    const zone = new Intl.DateTimeFormat([], { timeZoneName: "short" }).formatToParts(at)
+      .find((part) => part.type === "timeZoneName");
+    return at.getFullYear() + "-" + pad(at.getMonth() + 1) + "-" + pad(at.getDate()) + " " +
+      pad(at.getHours()) + ":" + pad(at.getMinutes()) + ":" + pad(at.getSeconds()) +
+      (zone ? " " + zone.value : "");
+  }
+
+  // As display.short_task: the last dotted parts that fit in 24 characters, whole on hover.
+  function shortTask(path) {
+    let parts = path.split("."), short = path;
+    while (short.length > 24 && parts.length > 1) {
+      parts = parts.slice(1);
+      short = "…" + parts.join(".");
+    }
+    return el("span", { class: "jobs-cut", title: path }, short);
   }
 
   function percent(rate) {
@@ -90,28 +120,44 @@
     )));
   }
 
+  // Tick steps for the time axis, in minutes: the smallest that leaves TICK_GAP px between labels.
+  const TICK_MINUTES = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440];
+  const TICK_GAP = 64;
+
   function drawChart(id, series) {
+    // Drawn at the size it is shown (viewBox = its pixels), so labels keep their font size.
     const chart = document.getElementById(id);
-    const width = 600, height = 160, left = 36, bottom = 18, top = 8;
+    const width = Math.max(chart.clientWidth, 200), height = Math.max(chart.clientHeight, 120);
+    const left = 40, right = 8, bottom = 20, top = 12;
     const points = series.points;
+    const step = series.step * 1000;
+    const start = new Date(points[0].t).getTime(), end = start + points.length * step;
+    const plot = width - left - right;
+    const x = (ms) => left + ((ms - start) / (end - start)) * plot;
     const totals = points.map((p) => p.succeeded + p.failed + p.cancelled);
-    const max = Math.max(1, ...totals);
-    const slot = (width - left) / points.length;
+    const yStep = niceStep(Math.max(1, ...totals) / 3);
+    const max = yStep * Math.max(1, Math.ceil(Math.max(1, ...totals) / yStep));
     const scale = (height - top - bottom) / max;
     chart.setAttribute("viewBox", "0 0 " + width + " " + height);
-    const parts = [
-      svg("line", { x1: left, y1: height - bottom, x2: width, y2: height - bottom, class: "jobs-axis" }),
-      text(left - 4, top + 8, max.toLocaleString(), "end"),
-      text(left - 4, height - bottom, "0", "end"),
-      text(left, height - 4, clock(points[0].t), "start"),
-      text(width, height - 4, clock(points[points.length - 1].t), "end"),
-    ];
+    const parts = [];
+    for (let v = 0; v <= max; v += yStep) {
+      const y = height - bottom - v * scale;
+      parts.push(svg("line", { x1: left, y1: y, x2: width - right, y2: y, class: v ? "jobs-grid" : "jobs-axis" }),
+        text(left - 4, y + 3, v.toLocaleString(), "end"));
+    }
+    for (const at of timeTicks(start, end, plot)) {
+      const tx = x(at.getTime());
+      parts.push(svg("line", { x1: tx, y1: height - bottom, x2: tx, y2: height - bottom + 3, class: "jobs-axis" }),
+        text(tx, height - 5, tickLabel(at), "middle"));
+    }
+    const slot = plot / points.length;
     points.forEach((p, i) => {
       let y = height - bottom;
       const group = svg("g", {});
       const tip = svg("title", {});
-      tip.textContent = clock(p.t) + ": " + p.succeeded + " succeeded, " + p.failed + " failed, " +
-        p.cancelled + " cancelled";
+      const from = new Date(p.t), to = new Date(from.getTime() + step);
+      tip.textContent = clock(from) + "–" + clock(to) + ": " + p.succeeded + " succeeded, " + p.failed +
+        " failed, " + p.cancelled + " cancelled";
       group.append(tip);
       for (const [key, cls] of [["succeeded", "jobs-ok"], ["failed", "jobs-ko"], ["cancelled", "jobs-cx"]]) {
         const h = p[key] * scale;
@@ -125,15 +171,43 @@
     chart.replaceChildren(...parts);
   }
 
+  function niceStep(rough) {
+    const power = Math.pow(10, Math.floor(Math.log10(Math.max(rough, 1))));
+    for (const m of [1, 2, 5, 10]) if (m * power >= rough) return m * power;
+    return 10 * power;
+  }
+
+  // Local times on whole steps (every 10 min, every 3 h, ...) between start and end.
+  function timeTicks(start, end, plot) {
+    const span = (end - start) / 60000;
+    const minutes = TICK_MINUTES.find((m) => (plot * m) / span >= TICK_GAP) || 1440;
+    const first = new Date(start);
+    first.setSeconds(0, 0);
+    const into = first.getHours() * 60 + first.getMinutes();
+    first.setMinutes(first.getMinutes() + ((minutes - (into % minutes)) % minutes));
+    const ticks = [];
+    const edge = (TICK_GAP / 2 / plot) * (end - start);  // no label half off the chart
+    for (let at = first; at.getTime() <= end - edge; at = new Date(at.getTime() + minutes * 60000)) {
+      if (at.getTime() >= start + edge) ticks.push(at);
+    }
+    return ticks;
+  }
+
+  function tickLabel(at) {
+    if (at.getHours() === 0 && at.getMinutes() === 0) {
+      return at.toLocaleDateString([], { month: "short", day: "numeric" });
+    }
+    return clock(at);
+  }
+
   function text(x, y, value, anchor) {
     const node = svg("text", { x: x, y: y, "text-anchor": anchor, class: "jobs-label" });
     node.textContent = value;
     return node;
   }
 
-  function clock(iso) {
-    const d = new Date(iso);
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  function clock(at) {
+    return new Date(at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   }
 
   function renderLatency(data) {
@@ -149,30 +223,39 @@
     const jobs = root.dataset.jobUrl, workers = root.dataset.workerUrl;
     fill("jobs-running", data.running.map((j) => el("tr", {},
       el("td", {}, link(jobs + encodeURIComponent(j.id) + "/change/", j.id.slice(0, 8))),
-      el("td", {}, j.task_path), el("td", {}, j.queue_name), el("td", {}, j.attempts),
+      el("td", {}, shortTask(j.task_path)), el("td", {}, j.queue_name), el("td", {}, j.attempts),
       el("td", {}, j.claimed_by ? link(workers + encodeURIComponent(j.claimed_by) + "/change/", j.claimed_by.slice(0, 8)) : "–"),
       el("td", {}, duration(j.running_for)),
     )));
   }
 
   function renderWorkers(data) {
-    const workers = root.dataset.workerUrl;
+    const workers = root.dataset.workerUrl, now = data.now;
     fill("jobs-workers", data.workers.map((w) => el("tr", { class: w.stale ? "jobs-stale" : "" },
       el("td", {}, link(workers + encodeURIComponent(w.id) + "/change/", w.id.slice(0, 8))),
       el("td", {}, w.hostname + ":" + w.pid),
       el("td", {}, w.queues.length ? w.queues.join(", ") : "all"),
       el("td", {}, w.running + " / " + w.concurrency),
-      el("td", {}, duration(w.heartbeat_age) + " ago"),
+      el("td", {}, ago(now, w.heartbeat_age)),
       el("td", {}, w.stale ? badge("stale", "failed") : badge("live", "successful"),
         w.note ? el("span", { class: "jobs-note" }, " " + w.note) : ""),
     )));
   }
 
-  function render(data) {
-    renderCards(data);
-    renderQueues(data);
+  let last = null;
+
+  function drawCharts(data) {
     drawChart("jobs-chart-hour", data.throughput.hour);
     drawChart("jobs-chart-day", data.throughput.day);
+    const zone = exact(new Date()).split(" ")[2];
+    document.getElementById("jobs-chart-zone").textContent = zone ? "· times in " + zone + " (this browser's time zone)" : "";
+  }
+
+  function render(data) {
+    last = data;
+    renderCards(data);
+    renderQueues(data);
+    drawCharts(data);
     renderLatency(data);
     renderRunning(data);
     renderWorkers(data);
@@ -199,6 +282,7 @@
   }
 
   document.getElementById("jobs-refresh").addEventListener("click", refresh);
+  window.addEventListener("resize", () => { if (last) drawCharts(last); });
   render(JSON.parse(document.getElementById("jobs-dashboard-data").textContent));
   setInterval(refresh, Number(root.dataset.refresh) * 1000);
 })();
