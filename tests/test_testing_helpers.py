@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import entry_points
 
 import pytest
 from django.db import connection
@@ -213,6 +214,12 @@ def test_with_the_fixture(jobs):
 """
 
 
+def plugin_installed() -> bool:
+    """Whether the installed django-jobs declares the pytest plugin (``pip install -e .``)."""
+    plugins = entry_points(group="pytest11")
+    return any(ep.value == "django_jobs.testing.pytest_plugin" for ep in plugins)
+
+
 def test_the_plugin_loaded_by_name_gives_a_suite_the_jobs_fixture(tmp_path):
     # Given a test module using the `jobs` fixture without importing it
     (tmp_path / "test_inner.py").write_text(INNER_TEST)
@@ -221,8 +228,11 @@ def test_the_plugin_loaded_by_name_gives_a_suite_the_jobs_fixture(tmp_path):
         env["DATABASE_URL"] = f"sqlite:///{ROOT / 'var' / 'plugin.sqlite3'}"
     else:
         env["TEST_DATABASE_NAME"] = f"{connection.settings_dict['NAME']}_plugin"
-    # When pytest runs it with the plugin named on the command line
-    args = ["-p", "django_jobs.testing.pytest_plugin", "-p", "no:cacheprovider", "--create-db"]
+    # When pytest runs it: with the plugin loaded through its pytest11 entry point, as in a
+    # project that pip-installed django-jobs (or named on the command line where this checkout
+    # is not installed: naming an installed plugin again is an error)
+    args = [] if plugin_installed() else ["-p", "django_jobs.testing.pytest_plugin"]
+    args += ["-p", "no:cacheprovider", "--create-db"]
     done = subprocess.run(
         [sys.executable, "-m", "pytest", *args, "-q", "-c", str(ROOT / "pyproject.toml")]
         + ["--rootdir", str(ROOT), str(tmp_path / "test_inner.py")],
