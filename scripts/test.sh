@@ -91,7 +91,7 @@ ensure_row_venvs() {
 run_marker() {
     # The admin in a browser is the same on every database: it runs in the sqlite run only
     # (and where it needs Redis). The million-row plans are PostgreSQL's: the postgresql run.
-    # The Django 5.2 PostgreSQL run repeats the suite's PostgreSQL tests on the backport.
+    # On Django 5.2 the SQLite run has the in-process tests, the PostgreSQL run the real workers.
     local base="not disruptive and not faults and not packaging"
     case "$1" in
         postgresql+redis) echo "redis and not disruptive and not faults" ;;
@@ -101,7 +101,7 @@ run_marker() {
         redis-broker) echo "processes and not browser and $base and not redis" ;;
         django60 | django52) echo "not processes and not browser and $base and not redis" ;;
         sqlite) echo "$base and not redis" ;;
-        django52-postgresql) echo "not browser and not performance and $base and not redis" ;;
+        django52-postgresql) echo "processes and not browser and $base and not redis" ;;
         *) echo "not browser and $base and not redis" ;;
     esac
 }

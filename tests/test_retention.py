@@ -57,10 +57,17 @@ def deletes(queries) -> list[str]:
     return [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith("DELETE")]
 
 
+def long_history() -> int:
+    """Rows of the long history: 100,000 on PostgreSQL (the postgresql runs), fewer elsewhere,
+    where they would only repeat the same batches at several times the CI time."""
+    return 100_000 if connection.vendor == "postgresql" else 20_000
+
+
 def test_a_long_history_is_pruned_in_bounded_batches_keeping_recent_and_unfinished_jobs():
-    # Given 100,000 jobs that succeeded 10 days ago, and jobs that must stay: recent
-    # successes, failures within their 30 days, and jobs not finished
-    rows(100_000)
+    # Given 100,000 jobs that succeeded 10 days ago (20,000 off PostgreSQL), and jobs that must
+    # stay: recent successes, failures within their 30 days, and jobs not finished
+    history = long_history()
+    rows(history)
     kept = rows(10, ago=DAY) + rows(10, JobStatus.FAILED) + rows(10, JobStatus.READY)
     kept += rows(10, JobStatus.RUNNING) + rows(10, JobStatus.BLOCKED)
     old_cancelled = rows(10, JobStatus.CANCELLED)
@@ -76,8 +83,8 @@ def test_a_long_history_is_pruned_in_bounded_batches_keeping_recent_and_unfinish
     for count, statements in passes:
         assert count <= retention.BATCH * retention.BATCHES
         assert len(statements) <= retention.BATCHES
-    assert sum(count for count, _ in passes) == 100_010
-    assert len(passes) >= 100_000 // (retention.BATCH * retention.BATCHES)
+    assert sum(count for count, _ in passes) == history + 10
+    assert len(passes) >= history // (retention.BATCH * retention.BATCHES)
     # And what is within its retention, or unfinished, is still there; nothing else is
     assert set(Job.objects.values_list("pk", flat=True)) == set(kept)
     assert not Job.objects.filter(pk__in=old_cancelled).exists()
