@@ -3,7 +3,8 @@
 # then the disruptive tests alone on PostgreSQL. Extra arguments go to every pytest run.
 #   bash scripts/test.sh [PYTEST_ARGS...]
 #   TEST_ONLY=sqlite,postgresql bash scripts/test.sh -k claim
-# Runs in .venv (the newest Django, 6.1): sqlite, postgresql, mariadb, postgresql+redis (only
+# Runs in .venv (the newest Django, 6.1): sqlite, browser (the admin in Chromium, on SQLite),
+# postgresql, mariadb, postgresql+redis (only
 # the tests marked redis, which fail there if Redis is down), redis-broker, faults (the fault
 # suite's short versions, tests/faults, on PostgreSQL, with a private redis-server and PostgreSQL
 # cluster of its own; long versions: scripts/faults.sh), packaging (the tests marked
@@ -37,6 +38,7 @@ PYTEST_ARGS=("$@")
 run_env() {
     case "$1" in
         sqlite) echo "DATABASE_URL=$SQLITE_URL" ;;
+        browser) echo "DATABASE_URL=sqlite:///$ROOT/var/test-browser$SUFFIX.sqlite3" ;;
         packaging) echo "DATABASE_URL=sqlite:///$ROOT/var/test-packaging$SUFFIX.sqlite3" ;;
         postgresql | disruptive)
             echo "DATABASE_URL=$PG_URL"
@@ -89,8 +91,9 @@ ensure_row_venvs() {
 
 # run_marker NAME: the -m expression of run NAME.
 run_marker() {
-    # The admin in a browser is the same on every database: it runs in the sqlite run only
-    # (and where it needs Redis). The million-row plans are PostgreSQL's: the postgresql run.
+    # The admin in a browser is the same on every database: it runs once, on SQLite, in a run
+    # of its own beside the sqlite run (and where it needs Redis). The million-row plans are
+    # PostgreSQL's: the postgresql run.
     # On Django 5.2 the SQLite run has the in-process tests, the PostgreSQL run the real workers.
     local base="not disruptive and not faults and not packaging"
     case "$1" in
@@ -100,9 +103,26 @@ run_marker() {
         packaging) echo "packaging" ;;
         redis-broker) echo "processes and not browser and $base and not redis" ;;
         django60 | django52) echo "not processes and not browser and $base and not redis" ;;
-        sqlite) echo "$base and not redis" ;;
+        browser) echo "browser and $base and not redis" ;;
         django52-postgresql) echo "processes and not browser and $base and not redis" ;;
         *) echo "not browser and $base and not redis" ;;
+    esac
+}
+
+# run_paths NAME: the test files of run NAME. The older Djangos run the tests of what differs
+# between Django versions (the Tasks API, the backend, the worker's execution, workflows, the
+# admin, checks, beat); the database-, CLI- and process-level tests run on 6.1 in every database.
+VERSION_SENSITIVE=(
+    test_admin test_atomic test_backend test_beat_admin test_beat_sync test_beat_tick test_bulk
+    test_cancel test_checks test_claim test_completion test_dispatch test_django_tasks_behaviour
+    test_django_versions test_execution test_heartbeat test_job_page test_limits test_security
+    test_snooze test_task_modules test_tasks test_testing_helpers test_tracing test_unique
+    test_worker_loop test_workflows
+)
+run_paths() {
+    case "$1" in
+        django60 | django52) printf 'tests/%s.py\n' "${VERSION_SENSITIVE[@]}" ;;
+        *) echo tests ;;
     esac
 }
 
@@ -120,8 +140,9 @@ selected() {
 # start_run NAME TIMEOUT: start pytest for NAME in the background; record its pid.
 declare -A PIDS=() START=() RC=() DURATION=()
 start_run() {
-    local name="$1" limit="$2" envs=()
+    local name="$1" limit="$2" envs=() paths=()
     mapfile -t envs < <(run_env "$name")
+    mapfile -t paths < <(run_paths "$name")
     {
         echo "# run $name: ${envs[*]} pytest -m '$(run_marker "$name")' ${PYTEST_ARGS[*]}"
         echo "# started $(date -u +%FT%TZ)"
@@ -132,7 +153,7 @@ start_run() {
     env -u DATABASE_URL -u TEST_DATABASE_NAME -u REDIS_URL -u JOBS_OPTIONS "${envs[@]}" \
         timeout --kill-after=30 "$limit" \
         "$(run_python "$name")" -m pytest -p no:cacheprovider -m "$(run_marker "$name")" --durations=15 \
-        ${PYTEST_ARGS[@]+"${PYTEST_ARGS[@]}"} >>"$LOGS/$name.log" 2>&1 &
+        "${paths[@]}" ${PYTEST_ARGS[@]+"${PYTEST_ARGS[@]}"} >>"$LOGS/$name.log" 2>&1 &
     PIDS[$name]=$!
 }
 
@@ -212,7 +233,7 @@ main() {
     log "ruff check"
     "$ROOT/.venv/bin/ruff" check . || die "ruff check failed (try 'make format')"
 
-    for name in sqlite postgresql mariadb postgresql+redis redis-broker django60 django52 \
+    for name in sqlite browser postgresql mariadb postgresql+redis redis-broker django60 django52 \
         django52-postgresql faults packaging; do
         selected "$name" && parallel+=("$name")
     done
