@@ -4,7 +4,7 @@
 #   bash scripts/test.sh [PYTEST_ARGS...]
 #   TEST_ONLY=sqlite,postgresql bash scripts/test.sh -k claim
 # Runs in .venv (the newest Django, 6.1): sqlite, browser (the admin in Chromium, on SQLite),
-# postgresql, mariadb, postgresql+redis (only
+# postgresql, performance (the million-row plans, PostgreSQL), mariadb, postgresql+redis (only
 # the tests marked redis, which fail there if Redis is down), redis-broker, faults (the fault
 # suite's short versions, tests/faults, on PostgreSQL, with a private redis-server and PostgreSQL
 # cluster of its own; long versions: scripts/faults.sh), packaging (the tests marked
@@ -39,6 +39,10 @@ run_env() {
     case "$1" in
         sqlite) echo "DATABASE_URL=$SQLITE_URL" ;;
         browser) echo "DATABASE_URL=sqlite:///$ROOT/var/test-browser$SUFFIX.sqlite3" ;;
+        performance)
+            echo "DATABASE_URL=$PG_URL"
+            echo "TEST_DATABASE_NAME=test_testperformance$SUFFIX"
+            ;;
         packaging) echo "DATABASE_URL=sqlite:///$ROOT/var/test-packaging$SUFFIX.sqlite3" ;;
         postgresql | disruptive)
             echo "DATABASE_URL=$PG_URL"
@@ -93,7 +97,7 @@ ensure_row_venvs() {
 run_marker() {
     # The admin in a browser is the same on every database: it runs once, on SQLite, in a run
     # of its own beside the sqlite run (and where it needs Redis). The million-row plans are
-    # PostgreSQL's: the postgresql run.
+    # PostgreSQL's: a run of their own on PostgreSQL.
     # On Django 5.2 the SQLite run has the in-process tests, the PostgreSQL run the real workers.
     local base="not disruptive and not faults and not packaging"
     case "$1" in
@@ -104,8 +108,9 @@ run_marker() {
         redis-broker) echo "processes and not browser and $base and not redis" ;;
         django60 | django52) echo "not processes and not browser and $base and not redis" ;;
         browser) echo "browser and $base and not redis" ;;
+        performance) echo "performance and not browser and $base and not redis" ;;
         django52-postgresql) echo "processes and not browser and $base and not redis" ;;
-        *) echo "not browser and $base and not redis" ;;
+        *) echo "not browser and not performance and $base and not redis" ;;
     esac
 }
 
@@ -233,8 +238,8 @@ main() {
     log "ruff check"
     "$ROOT/.venv/bin/ruff" check . || die "ruff check failed (try 'make format')"
 
-    for name in sqlite browser postgresql mariadb postgresql+redis redis-broker django60 django52 \
-        django52-postgresql faults packaging; do
+    for name in sqlite browser postgresql performance mariadb postgresql+redis redis-broker \
+        django60 django52 django52-postgresql faults packaging; do
         selected "$name" && parallel+=("$name")
     done
     if [[ ${#parallel[@]} -gt 0 ]]; then
