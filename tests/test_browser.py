@@ -220,7 +220,7 @@ def job_url(base: str, job_id) -> str:
 def live_status(page, status: str) -> None:
     """Wait until the job page's live updates show ``status``."""
     page.wait_for_function(
-        f"document.getElementById('jobs-job').dataset.status === '{status}'", timeout=30_000
+        f"document.getElementById('jobs-job').dataset.status === '{status}'", timeout=90_000
     )
 
 
