@@ -14,7 +14,7 @@
 # The older Djangos, each in its own venv (docs/django-versions.md): django60 (Django 6.0,
 # Python 3.12, SQLite, .venv-django60), django52 and django52-postgresql (Django 5.2 LTS with
 # the django-tasks backport, Python 3.12, .venv-django52). Logs: var/test-logs/<run>.log.
-# TEST_RUN_TIMEOUT (s, default 780) bounds each parallel run; TEST_DISRUPTIVE_TIMEOUT (default 240).
+# TEST_RUN_TIMEOUT (s, default 840) bounds each parallel run; TEST_DISRUPTIVE_TIMEOUT (default 240).
 # TEST_DB_SUFFIX (default empty) is appended to every test database name and REDIS_DB_BASE
 # (default 3) numbers the Redis databases, so two checkouts can run their suites side by side.
 set -euo pipefail
@@ -244,7 +244,7 @@ main() {
     done
     if [[ ${#parallel[@]} -gt 0 ]]; then
         log "pytest in parallel: ${parallel[*]} (logs in var/test-logs/)"
-        for name in "${parallel[@]}"; do start_run "$name" "${TEST_RUN_TIMEOUT:-780}"; done
+        for name in "${parallel[@]}"; do start_run "$name" "${TEST_RUN_TIMEOUT:-840}"; done
         for name in "${parallel[@]}"; do wait_run; done
         reap_leftovers
     fi
