@@ -9,34 +9,19 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from django_jobs.admin.common import database, stale_after
+from django_jobs.admin.pages import PageAdmin
 from django_jobs.console import queries
 from django_jobs.console.models import Dashboard
 from django_jobs.jobs import operations
 from django_jobs.jobs.models import Queue
 
-VIEW = "django_jobs.view_job"
 PAUSE = "django_jobs.change_queue"
 REFRESH_SECONDS = 5
 
 
 @admin.register(Dashboard)
-class DashboardAdmin(admin.ModelAdmin):
+class DashboardAdmin(PageAdmin):
     """Background jobs › Dashboard in the admin index; anyone who may view jobs may see it."""
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm(VIEW)
-
-    def has_module_permission(self, request) -> bool:
-        return request.user.has_perm(VIEW)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_urls(self):
         view = self.admin_site.admin_view
