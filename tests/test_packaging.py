@@ -116,6 +116,7 @@ def test_the_app_imports_and_checks_without_psycopg_and_redis(tmp_path):
 
 
 @pytest.mark.packaging
+@pytest.mark.timeout(600)  # a fresh virtualenv and pip install, beside every other CI run
 def test_demo_set_up_in_a_clean_virtualenv(tmp_path):
     # Given a fresh virtualenv made by the demo's own set-up (ensure_venv demo), on a machine
     # where apt-get, dpkg and sudo only leave a trace
