@@ -4,6 +4,7 @@ terminal only; ``bench`` refusing a queue other workers serve, and its table."""
 import json
 import os
 import pty
+import re
 import select
 import socket
 import subprocess
@@ -296,15 +297,32 @@ def test_bench_runs_beside_workers_of_other_queues_and_prints_a_table():
     env = process_env(JOBS_QUEUES=BENCH_QUEUES)
     # When a tiny benchmark runs
     done = jobs("bench", *TINY_BENCH, env=env)
-    # Then it prints its progress, then its figures as a table
+    # Then it prints its progress, then what it ran on, then its figures as a table
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("run 1: enqueue")
-    table = lines[lines.index(next(line for line in lines if line.startswith("MEASURE"))) :]
-    assert table[0].split() == ["MEASURE", "VALUE", "UNIT"]
-    assert [row.split()[0] for row in table[1:4]] == ["enqueue", "bulk", "drain"]
-    assert table[4].split()[:3] == ["not", "successful", "0"]
-    # And --json prints them for scripts
+    start = lines.index(next(line for line in lines if line.startswith("MEASURE")))
+    ran_on, settings = lines[start - 3 : start - 1]
+    assert ran_on.startswith("backend 'default', database broker, ")
+    assert "relaxed_commits=" in ran_on
+    assert "jobs=20 " in settings and "processes=1 " in settings
+    table = dict(re.split(r"\s{2,}", row)[:2] for row in lines[start + 1 :])  # name: value
+    assert list(table)[:6] == [
+        "enqueue",
+        "bulk enqueue",
+        "drain (row span)",
+        "drain (seen from outside)",
+        "drain incl. worker start",
+        "not successful",
+    ]
+    assert table["not successful"] == "0"
+    # And --json prints them for scripts: the three drain measures, sane beside each other
     as_json = jobs("bench", *TINY_BENCH, "--json", env=env)
     assert as_json.returncode == 0, as_json.stderr
-    assert json.loads(as_json.stdout)["not_successful"] == 0
+    summary = json.loads(as_json.stdout)
+    assert summary["not_successful"] == 0
+    assert summary["setup"]["broker"] == "database"
+    for key in ("drain", "drain_outside", "drain_wall"):
+        assert summary[f"{key}_per_s"] > 0 and len(summary[f"{key}_runs"]) == 1
+    # (the worker's start-up counts only in the wall rate, so it is never the higher one)
+    assert summary["drain_wall_per_s"] <= summary["drain_outside_per_s"]

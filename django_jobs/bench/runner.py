@@ -1,7 +1,9 @@
 """Benchmark runs: enqueue rate, bulk enqueue rate, drain rate and enqueue-to-start latency.
 
-Every figure comes from real worker processes (``runworker``) against the configured database;
-rates use the timestamps the jobs themselves recorded.
+Every figure comes from real worker processes (``runworker``) against the configured database.
+The drain is measured three ways: from the timestamps the rows recorded (row span), and from
+outside the workers, by this process counting the queue's successful rows while they run, as
+the shared harness does (steady rate, and with the workers' start-up included).
 """
 
 import os
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from urllib.parse import urlsplit
 
 from django.db import connections, transaction
 from django.db.models import Max, Min
@@ -20,6 +23,10 @@ from django_jobs.bench.tasks import noop
 from django_jobs.jobs.inserts import insert_succeeded
 from django_jobs.jobs.models import Job
 from django_jobs.jobs.status import JobStatus
+
+#: Seconds between this process's counts of finished jobs during a drain. The shared harness
+#: polls every 0.2 s; finer polls place the first and the last finish more closely.
+POLL = 0.05
 
 
 @dataclass
@@ -35,27 +42,50 @@ class BenchConfig:
 
 
 @dataclass
+class Drain:
+    """One drain's rates, in jobs/s."""
+
+    #: jobs / (the last row's finished_at - the first row's started_at)
+    row_span: float
+    #: jobs that succeeded between the first poll that saw any and the poll that saw all,
+    #: over the time between those polls (the shared harness's ``drain``)
+    outside: float
+    #: jobs / (worker start to the poll that saw all: start-up included; its ``drain_wall``)
+    wall: float
+    not_successful: int
+
+
+@dataclass
 class BenchResult:
     config: BenchConfig
+    setup: dict = field(default_factory=dict)
     enqueue: list[float] = field(default_factory=list)
     bulk_enqueue: list[float] = field(default_factory=list)
-    drain: list[float] = field(default_factory=list)
-    failed: list[int] = field(default_factory=list)
+    drains: list[Drain] = field(default_factory=list)
     latency_ms: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict:
         def median(values):
             return round(statistics.median(values), 1) if values else None
 
-        return {
+        summary = {
             "config": asdict(self.config),
+            "setup": self.setup,
             "enqueue_per_s": median(self.enqueue),
             "bulk_enqueue_per_s": median(self.bulk_enqueue),
-            "drain_per_s": median(self.drain),
-            "drain_runs": [round(v, 1) for v in self.drain],
-            "not_successful": sum(self.failed),
-            "latency_ms": self.latency_ms,
         }
+        for key, name in (
+            ("drain", "row_span"),
+            ("drain_outside", "outside"),
+            ("drain_wall", "wall"),
+        ):
+            runs = [getattr(drain, name) for drain in self.drains]
+            summary[f"{key}_per_s"] = median(runs)
+            summary[f"{key}_runs"] = [round(v, 1) for v in runs]
+        summary["drain_poll_s"] = POLL
+        summary["not_successful"] = sum(drain.not_successful for drain in self.drains)
+        summary["latency_ms"] = self.latency_ms
+        return summary
 
 
 class Bench:
@@ -73,7 +103,7 @@ class Bench:
         return Job.objects.using(self.database).filter(queue_name=QUEUE)
 
     def run(self) -> BenchResult:
-        result = BenchResult(self.config)
+        result = BenchResult(self.config, setup=self.setup())
         self.clean()
         if self.config.history:
             self.add_history(self.config.history)
@@ -81,12 +111,13 @@ class Bench:
             result.enqueue.append(self.measure_enqueue())
             self.clean()
             result.bulk_enqueue.append(self.measure_bulk_enqueue())
-            rate, failed = self.measure_drain()
-            result.drain.append(rate)
-            result.failed.append(failed)
+            drain = self.measure_drain()
+            result.drains.append(drain)
             self.log(
                 f"run {run}: enqueue {result.enqueue[-1]:,.0f}/s, bulk enqueue "
-                f"{result.bulk_enqueue[-1]:,.0f}/s, drain {rate:,.0f} jobs/s, failed {failed}"
+                f"{result.bulk_enqueue[-1]:,.0f}/s, drain {drain.row_span:,.0f} jobs/s (row "
+                f"span), {drain.outside:,.0f} (seen from outside), {drain.wall:,.0f} (incl. "
+                f"worker start), not successful {drain.not_successful}"
             )
             self.clean()
         if self.config.latency_samples:
@@ -113,16 +144,40 @@ class Bench:
         self.backend.enqueue_many(calls)
         return n / (time.perf_counter() - started)
 
-    def measure_drain(self) -> tuple[float, int]:
-        """Start burst workers on the queued jobs; rate from the jobs' own timestamps."""
+    def measure_drain(self) -> Drain:
+        """Start burst workers on the queued jobs; rate from the rows and from outside."""
         n = self.jobs.filter(status=JobStatus.READY).count()
         self.vacuum()
         worker = self.start_worker(burst=True)
+        started = time.perf_counter()
+        (first_at, first_done), (last_at, done) = self.watch_drain(worker, n)
         worker.wait()
         span = self.jobs.aggregate(first=Min("started_at"), last=Max("finished_at"))
         seconds = (span["last"] - span["first"]).total_seconds()
-        failed = self.jobs.exclude(status=JobStatus.SUCCESSFUL).count()
-        return n / max(seconds, 1e-6), failed
+        wall = done / (last_at - started)
+        # As the harness: a drain seen whole by one poll has no steady part; report the wall.
+        steady = first_at < last_at and first_done < done
+        return Drain(
+            row_span=n / max(seconds, 1e-6),
+            outside=(done - first_done) / (last_at - first_at) if steady else wall,
+            wall=wall,
+            not_successful=self.jobs.exclude(status=JobStatus.SUCCESSFUL).count(),
+        )
+
+    def watch_drain(self, worker, n: int) -> tuple[tuple[float, int], tuple[float, int]]:
+        """Count the queue's successful jobs every ``POLL`` s until all ``n`` are, or the
+        workers exit; return (time, count) of the first poll that saw any and of the last."""
+        succeeded = self.jobs.filter(status=JobStatus.SUCCESSFUL)
+        first = None
+        while True:
+            time.sleep(POLL)
+            exited = worker.poll() is not None  # before counting: the count is then final
+            done = succeeded.count()
+            now = time.perf_counter()
+            if first is None and done:
+                first = (now, done)
+            if done >= n or exited:
+                return first or (now, done), (now, done)
 
     def measure_latency(self) -> dict[str, float]:
         """Enqueue one job at a time into an idle worker; enqueue-to-start percentiles."""
@@ -153,6 +208,26 @@ class Bench:
             time.sleep(0.01)
 
     # --- helpers --------------------------------------------------------------------------
+    def setup(self) -> dict:
+        """What the figures were measured on: backend, broker, database and its server."""
+        connection = connections[self.database]
+        options = self.backend.jobs_options
+        database = connection.settings_dict
+        setup = {
+            "backend": self.config.backend,
+            "broker": options.broker,
+            "database": self.database,
+            "vendor": connection.display_name,
+            "server_version": ".".join(map(str, connection.get_database_version())),
+            "name": str(database["NAME"]),
+            "host": ":".join(str(v) for v in (database["HOST"], database["PORT"]) if v),
+            "relaxed_commits": options.relaxed_commits,
+        }
+        if options.broker == "redis":
+            url = urlsplit(options.redis_url or "")  # host, port and db: never a password
+            setup["redis"] = f"{url.hostname}:{url.port or 6379}{url.path}"
+        return setup
+
     def start_worker(self, burst: bool, processes=None, concurrency=None) -> subprocess.Popen:
         command = [
             *_manage_command(),
