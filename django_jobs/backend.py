@@ -4,6 +4,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -26,6 +27,9 @@ from django_jobs.tasks_api import (
     task_enqueued,
 )
 
+#: Tasks whose validation ``JobsBackend`` keeps before it starts over.
+PER_TASK_CACHE = 256
+
 
 class JobsBackend(BaseTaskBackend):
     """Store jobs as ``django_jobs.Job`` rows; dispatch through the database or Redis."""
@@ -39,6 +43,8 @@ class JobsBackend(BaseTaskBackend):
     def __init__(self, alias: str, params: dict):
         super().__init__(alias, params)
         self.jobs_options = JobsOptions.from_dict(self.options)
+        #: id(task) -> (task, USE_TZ, (max_attempts, stored options)): see ``_task_values``.
+        self._per_task: dict[int, tuple] = {}
 
     @property
     def database(self) -> str:
@@ -133,34 +139,33 @@ class JobsBackend(BaseTaskBackend):
         task again and shares its per-task values: bulk enqueue pays for them once.
         ``bind=False`` leaves checking the arguments against the signature to the caller.
         """
-        from django_jobs.jobs.models import new_job
+        from django_jobs.jobs.models import new_job, new_job_like
 
-        check_json(list(args), "args")
-        check_json(dict(kwargs), "kwargs")
+        args, kwargs = list(args), dict(kwargs)
+        check_json(args, "args")
+        check_json(kwargs, "kwargs")
         if bind:
             check_call(task, args, kwargs)
-        if template is None:
-            self.validate_task(task)
-            now = now or timezone.now()
-            max_attempts = task.max_attempts or self.jobs_options.default_max_attempts
-            # A run_after in the past is kept as given: it orders the job among overdue ones.
-            options, run_after = task.stored_options(), task.run_after or now
-            until = unique.key_until(task, now)
-        else:
-            now, max_attempts, options = (
-                template.enqueued_at,
-                template.max_attempts,
-                template.options,
+        if template is not None:  # the task's values are the template's: copy its row
+            return new_job_like(
+                template,
+                args=args,
+                kwargs=kwargs,
+                unique_key=unique.job_key(task, args, kwargs, self.alias),
+                limit_key=limits.job_key(task, args, kwargs),
             )
-            run_after, until = template.run_after, template.unique_until
+        max_attempts, options = self._task_values(task)
+        now = now or timezone.now()
+        # A run_after in the past is kept as given: it orders the job among overdue ones.
+        run_after, until = task.run_after or now, unique.key_until(task, now)
         return new_job(
             backend=self.alias,
             queue_name=task.queue_name,
             priority=task.priority,
             task_path=task.module_path,
-            args=list(args),
-            kwargs=dict(kwargs),
-            options=options,
+            args=args,
+            kwargs=kwargs,
+            options=dict(options),
             run_after=run_after,
             enqueued_at=now,
             max_attempts=max_attempts,
@@ -169,6 +174,24 @@ class JobsBackend(BaseTaskBackend):
             unique_until=until,
             limit_key=limits.job_key(task, args, kwargs),
         )
+
+    def _task_values(self, task: JobTask) -> tuple[int, dict]:
+        """Validate ``task`` and return its rows' ``max_attempts`` and stored options.
+
+        Tasks are frozen, so the answer is kept per task object (and the held reference keeps
+        its ``id`` from being reused) until many other tasks were seen.
+        """
+        use_tz = settings.USE_TZ  # validate_task checks run_after against it
+        known = self._per_task.get(id(task))
+        if known is not None and known[0] is task and known[1] == use_tz:
+            return known[2]
+        self.validate_task(task)
+        max_attempts = task.max_attempts or self.jobs_options.default_max_attempts
+        values = max_attempts, task.stored_options()
+        if len(self._per_task) >= PER_TASK_CACHE:
+            self._per_task.clear()  # e.g. a .using() copy per call: start over
+        self._per_task[id(task)] = task, use_tz, values
+        return values
 
     def validate_task(self, task) -> None:
         super().validate_task(task)

@@ -7,6 +7,25 @@ from django_jobs.exceptions import InvalidJobArguments
 
 def check_json(value, where: str, error: type[Exception] = InvalidJobArguments) -> None:
     """Raise ``error`` (InvalidJobArguments) naming ``where`` if ``value`` is not plain JSON."""
+    if not _plain(value):
+        _check(value, where, error)  # walk again, naming what is wrong
+
+
+def _plain(value) -> bool:
+    """Whether ``value`` is plain JSON (``_check``'s rules, without building any names)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is list or kind is tuple:
+        return all(map(_plain, value))
+    if kind is dict:
+        return all(type(key) is str for key in value) and all(map(_plain, value.values()))
+    return False  # subclasses, anything else: let ``_check`` decide
+
+
+def _check(value, where: str, error: type[Exception]) -> None:
     if value is None or isinstance(value, bool | str):
         return
     if isinstance(value, int):
@@ -17,7 +36,7 @@ def check_json(value, where: str, error: type[Exception] = InvalidJobArguments) 
         return
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            check_json(item, f"{where}[{index}]", error)
+            _check(item, f"{where}[{index}]", error)
         return
     if isinstance(value, dict):
         for key, item in value.items():
@@ -25,7 +44,7 @@ def check_json(value, where: str, error: type[Exception] = InvalidJobArguments) 
                 raise error(
                     f"{where} has key {key!r} of type {type(key).__name__}: JSON keys are strings."
                 )
-            check_json(item, f"{where}[{key!r}]", error)
+            _check(item, f"{where}[{key!r}]", error)
         return
     raise error(
         f"{where} = {value!r} is a {type(value).__module__}.{type(value).__qualname__}, "

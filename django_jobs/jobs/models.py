@@ -195,14 +195,44 @@ def new_job(**values) -> Job:
     thousands; the signals ``__init__`` sends are of no use for a row nobody saw yet)."""
     job = Job.__new__(Job)
     job._state = models.base.ModelState()
-    job.__dict__.update(_job_defaults())
-    job.__dict__.update(values)
+    fixed, fresh = _job_defaults()
+    row = job.__dict__
+    row.update(fixed)
+    for attname, make in fresh:
+        if attname not in values:
+            row[attname] = make()
+    row.update(values)
     return job
 
 
-def _job_defaults() -> dict:
-    """Every Job field's default, fresh per row (lists and dicts must not be shared)."""
-    return {f.attname: f.get_default() for f in Job._meta.concrete_fields}
+def new_job_like(template: Job, **values) -> Job:
+    """An unsaved Job with the field values of ``template`` (an unsaved job of the same task)
+    but ``values``: a new id, and lists and dicts of its own. Bulk enqueue's per-row path."""
+    job = Job.__new__(Job)
+    row = job.__dict__
+    row.update(template.__dict__)
+    job._state = models.base.ModelState()
+    for attname, make in _job_defaults()[1]:
+        value = row[attname]
+        row[attname] = value.copy() if isinstance(value, list | dict) else make()
+    row.update(values)
+    return job
+
+
+def _job_defaults() -> tuple[dict, list]:
+    """Every Job field's default: fixed values once, and the callables (``uuid4``, ``list``,
+    ``dict``) to call per row, so that no two rows share an id, a list or a dict."""
+    global _DEFAULTS
+    if _DEFAULTS is None:
+        fields = Job._meta.concrete_fields
+        fresh = [(f.attname, f.default) for f in fields if f.has_default() and callable(f.default)]
+        callables = {attname for attname, _ in fresh}
+        fixed = {f.attname: f.get_default() for f in fields if f.attname not in callables}
+        _DEFAULTS = fixed, fresh
+    return _DEFAULTS
+
+
+_DEFAULTS = None
 
 
 class Worker(models.Model):
