@@ -41,6 +41,14 @@ class JobsOptions:
     #: claim lost in a database crash lets a job run again while its worker still runs it.
     #: Outcomes are always committed durably (docs/reliability.md).
     relaxed_commits: bool = False
+    #: Most jobs a worker process claims beyond its free slots, so a slot's next job is in
+    #: hand when it frees (docs/performance.md): as many as its slots would start within
+    #: 0.1 s at the recent jobs' run time, so slow jobs are not claimed ahead. 0: claim for
+    #: free slots only.
+    claim_ahead: int = 50
+    #: Seconds a job claimed ahead may wait for a slot (behind slow jobs) before the worker
+    #: gives it back, READY for any worker, its claim undone.
+    claim_ahead_hold: float = 1.0
     #: Extra modules holding tasks, besides every installed app's ``tasks`` module.
     task_modules: tuple[str, ...] = ()
     #: Bearer token that lets Prometheus read the metrics view (docs/metrics.md). None: staff

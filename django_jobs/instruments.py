@@ -67,29 +67,50 @@ def metrics() -> "_Metrics | None":
     return _metrics or None
 
 
+def _child(metric, *labels):
+    """``metric.labels(*labels)``, remembered: the labelled child is looked up once per key
+    (``labels()`` validates and locks on every call; the hot path counts every job)."""
+    children = _children.setdefault(id(metric), {})
+    child = children.get(labels)
+    if child is None:
+        child = children[labels] = metric.labels(*labels)
+    return child
+
+
+_children: dict[int, dict[tuple, object]] = {}
+
+
 def jobs_enqueued(jobs: Iterable) -> None:
     """Count new job rows."""
     if m := metrics():
+        counts: dict[tuple, int] = {}
         for job in jobs:
-            m.enqueued.labels(job.queue_name, job.task_path).inc()
+            key = (job.queue_name, job.task_path)
+            counts[key] = counts.get(key, 0) + 1
+        for key, count in counts.items():
+            _child(m.enqueued, *key).inc(count)
 
 
 def jobs_started(jobs: Iterable, now: datetime) -> None:
     """Count claimed jobs and how long each waited since it became ready."""
     if m := metrics():
+        counts: dict[tuple, int] = {}
         for job in jobs:
-            m.started.labels(job.queue_name, job.task_path).inc()
+            key = (job.queue_name, job.task_path)
+            counts[key] = counts.get(key, 0) + 1
             claimed_at = job.last_attempted_at or now
             wait = max((claimed_at - job.run_after).total_seconds(), 0.0)
-            m.queue_wait_seconds.labels(job.queue_name, job.task_path).observe(wait)
+            _child(m.queue_wait_seconds, *key).observe(wait)
+        for key, count in counts.items():
+            _child(m.started, *key).inc(count)
 
 
 def job_finished(job, outcome: str, seconds: float | None) -> None:
     """Count one recorded attempt by ``outcome`` and observe its run time."""
     if m := metrics():
-        m.finished.labels(job.queue_name, job.task_path, outcome).inc()
+        _child(m.finished, job.queue_name, job.task_path, outcome).inc()
         if seconds is not None:
-            m.run_seconds.labels(job.queue_name, job.task_path).observe(seconds)
+            _child(m.run_seconds, job.queue_name, job.task_path).observe(seconds)
 
 
 def claim_failed(error: BaseException) -> None:

@@ -133,6 +133,7 @@ def test_job_stuck_in_c_fails_and_asks_for_a_new_process(make_worker):
     stuck = tasks.blocks_in_c.enqueue(4)
     worker = make_worker(concurrency=1)
     assert worker.run_once(timezone.now()) == 1
+    wait_for(lambda: worker.pool.running, timeout=5)  # a slot took it
     [running] = worker.pool.running.values()
     # When the loop keeps running past the timeout and the grace period
     drive(worker, lambda: worker.exit_code, timeout=10, message="EXIT_REPLACE")

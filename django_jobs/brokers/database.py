@@ -67,6 +67,7 @@ class DatabaseBroker:
                 now,
                 self.options.lease,
                 relaxed=self.options.relaxed_commits,
+                prepare=self.options.listen,
             )
         self._idle = self._looks_first and not jobs
         # Jobs of tasks with limits are claimed apart: see ``jobs.limits``.

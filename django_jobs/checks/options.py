@@ -56,6 +56,11 @@ RULES: dict[str, Rule] = {
         lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
         "a whole number >= 1 (1: no retries)",
     ),
+    "claim_ahead": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10_000,
+        "a whole number from 0 (claim for free slots only) to 10000, e.g. 50",
+    ),
+    "claim_ahead_hold": (_positive, "a number of seconds > 0, e.g. 1"),
     "relaxed_commits": (lambda v: isinstance(v, bool), "True or False"),
     "listen": (lambda v: isinstance(v, bool), "True or False"),
     "task_modules": (_module_list, 'a list of module names, e.g. ["mysite.jobs"]'),

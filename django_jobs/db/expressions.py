@@ -28,6 +28,26 @@ class AppendJSON(Func):
         return sql, (*column_params, *value_params)
 
 
+#: Drop the last element of a JSON array column, per vendor.
+_DROP_LAST = {
+    "postgresql": "({column} - -1)",
+    "mysql": "JSON_REMOVE({column}, CONCAT('$[', JSON_LENGTH({column}) - 1, ']'))",
+    "sqlite": "json_remove({column}, '$[#-1]')",
+}
+
+
+class DropLastJSON(Func):
+    """Drop the last value of a JSON array column, in the UPDATE itself (undoes AppendJSON)."""
+
+    output_field = JSONField()
+
+    def as_sql(self, compiler, connection, **extra):
+        column_sql, column_params = compiler.compile(self.source_expressions[0])
+        sql = _DROP_LAST[connection.vendor].format(column=column_sql)
+        params = column_params * sql.count(column_sql)
+        return sql, tuple(params)
+
+
 class DatabaseNow(Func):
     """The database server's current time (UTC), for lease arithmetic done in SQL.
 

@@ -18,6 +18,7 @@ from django.db import DatabaseError, InterfaceError, connections, transaction
 from django.db.models import JSONField
 from django.db.models.base import ModelState
 
+from django_jobs.db.prepared import fetch_prepared
 from django_jobs.db.reconnect import call_reconnecting
 from django_jobs.db.transient import is_transient
 from django_jobs.db.writes import relax_commits, serialized_writes
@@ -68,9 +69,11 @@ def claim_ready(
     now: datetime,
     lease: timedelta,
     relaxed: bool = False,
+    prepare: bool = False,
 ) -> list[Job]:
     """Claim up to ``limit`` READY jobs without limits from ``queues`` (empty: every queue
-    but the ``paused`` ones), highest priority and oldest first."""
+    but the ``paused`` ones), highest priority and oldest first. ``prepare``: PostgreSQL
+    runs the claim as a prepared statement (``db.prepared``)."""
     connection = connections[database]
     if connection.vendor == "postgresql":
         if not queues:
@@ -83,7 +86,7 @@ def claim_ready(
             shape, before, after = "many", [list(queues)], []
         tail = [limit, limit] if shape == "many" else [limit]
         return _returning(
-            database, backend, shape, before, after + tail, worker_id, now, lease, relaxed
+            database, backend, shape, before, after + tail, worker_id, now, lease, relaxed, prepare
         )
     candidates = ready(database, backend, queues, paused, now)
     if connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35):
@@ -109,6 +112,7 @@ def claim_ids(
     now: datetime,
     lease: timedelta,
     relaxed: bool = False,
+    prepare: bool = False,
 ) -> list[Job]:
     """Claim the given job ids (handed out by Redis) that are still READY; skip the rest.
 
@@ -116,7 +120,9 @@ def claim_ids(
     READY is simply not returned.
     """
     if connections[database].vendor == "postgresql":
-        return _returning(database, backend, "ids", [list(ids)], [], worker_id, now, lease, relaxed)
+        return _returning(
+            database, backend, "ids", [list(ids)], [], worker_id, now, lease, relaxed, prepare
+        )
     candidates = Job.objects.using(database).claimable(backend, now).filter(pk__in=ids)
     return claim_locked(database, candidates, worker_id, now, lease, None)
 
@@ -160,15 +166,20 @@ def stamped(database: str, worker_id: str, now: datetime) -> list[Job]:
     return list(Job.objects.using(database).held_by(worker_id).filter(last_attempted_at=now))
 
 
-def _returning(database, backend, shape, before, after, worker_id, now, lease, relaxed) -> list:
+def _returning(
+    database, backend, shape, before, after, worker_id, now, lease, relaxed, prepare
+) -> list:
     """PostgreSQL: one UPDATE … WHERE id IN (shape) RETURNING every column."""
     sql, set_params, ready_params = _statement(database, backend, shape, lease)
     params = [*_bind(set_params, worker_id, now), *before, *_bind(ready_params, worker_id, now)]
     if relaxed:
         relax_commits(database)
-    with connections[database].cursor() as cursor:
-        cursor.execute(sql, [*params, *after])
-        rows = cursor.fetchall()
+    if prepare:
+        rows = fetch_prepared(database, sql, [*params, *after])
+    else:
+        with connections[database].cursor() as cursor:
+            cursor.execute(sql, [*params, *after])
+            rows = cursor.fetchall()
     return [_job_from_row(database, row) for row in rows]
 
 
@@ -239,8 +250,10 @@ def _job_from_row(database: str, row) -> Job:
     _, attnames, json_indexes = _returned()
     values = list(row)
     for index in json_indexes:
-        if isinstance(values[index], str):
-            values[index] = json.loads(values[index])
+        value = values[index]
+        if isinstance(value, str):
+            # Most JSON columns of a fresh claim are empty: no parser for those.
+            values[index] = [] if value == "[]" else {} if value == "{}" else json.loads(value)
     return _job(database, dict(zip(attnames, values, strict=True)))
 
 

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 
 from django_jobs.db.expressions import DatabaseNow
 from django_jobs.exceptions import WorkerLost
@@ -32,6 +33,20 @@ def renew(database: str, worker_id: str, now: datetime, lease: timedelta, job_id
     if not registered:
         logger.warning("worker row missing, not registered worker=%s", worker_id)
     return bool(registered)
+
+
+def unclaim(database: str, worker_id: str, attempts: list[tuple]) -> int:
+    """Give back jobs claimed ahead that never started: READY again, their claim undone.
+
+    ``attempts``: ``(pk, attempt)`` pairs this worker holds; each is fenced by its attempt. A
+    job whose cancellation was asked meanwhile ends CANCELLED.
+    """
+    if not attempts:
+        return 0
+    fence = Q()
+    for pk, attempt in attempts:
+        fence |= Q(pk=pk, attempts=attempt)
+    return Job.objects.using(database).held_by(worker_id).filter(fence).unclaim()
 
 
 def cancel_requested(database: str, worker_id: str, job_ids) -> list:

@@ -12,15 +12,16 @@ successes) build their SET clause from the same column functions (``set_clause``
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connections, models
-from django.db.models import F, Q, Value
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Now
 from django.db.models.sql import UpdateQuery
 
-from django_jobs.db.expressions import AppendJSON, lease_deadline
+from django_jobs.db.expressions import AppendJSON, DropLastJSON, lease_deadline
+from django_jobs.db.prepared import fetch_prepared
 from django_jobs.jobs.status import JobStatus, cancelled_entry
 
 
@@ -91,6 +92,21 @@ def handed_back() -> dict:
     return {"status": JobStatus.READY, "claimed_by": None, "lease_expires_at": None}
 
 
+def unclaimed() -> dict:
+    """A claim undone: READY at once, as if never claimed (a job claimed ahead that never
+    started: its attempt, start time and worker are taken back)."""
+    return {
+        # A first attempt had no start time before its claim. MySQL assigns left to right
+        # (a later column sees an earlier one's new value): ``attempts`` comes last.
+        "started_at": Case(When(attempts=1, then=Value(None)), default=F("started_at")),
+        "worker_ids": DropLastJSON("worker_ids"),
+        "status": JobStatus.READY,
+        "claimed_by": None,
+        "lease_expires_at": None,
+        "attempts": F("attempts") - 1,
+    }
+
+
 def reopened(now: datetime) -> dict:
     """An operator's retry: READY now, with a fresh attempt budget."""
     return {
@@ -148,6 +164,16 @@ class JobTransitions(models.QuerySet):
         asked.mark_cancelled(Now(), cancelled_entry("cancelled while its worker shut down"))
         return running.update(**handed_back())
 
+    def unclaim(self) -> int:
+        """RUNNING → READY, the claim undone: jobs claimed ahead that never started.
+
+        Jobs whose cancellation was requested meanwhile end CANCELLED instead.
+        """
+        running = self._running()
+        asked = running.filter(cancel_requested_at__isnull=False)
+        asked.mark_cancelled(Now(), cancelled_entry("cancelled before it started"))
+        return running.update(**unclaimed())
+
     def cancel(self, now: datetime, reason: str = "cancelled before it started") -> int:
         """READY or BLOCKED → CANCELLED (see ``request_cancel`` for running jobs)."""
         return self.filter(status__in=WAITING).update(
@@ -194,16 +220,17 @@ def set_clause(database: str, values: dict) -> tuple[str, list]:
     return sql[len(head) :], list(params)
 
 
-def succeed_many(database: str, done: Sequence[tuple], now: datetime) -> set:
+def succeed_many(database: str, done: Sequence[tuple], now: datetime, prepare: bool = False) -> set:
     """RUNNING → SUCCESSFUL for many attempts in one statement; return the pks written.
 
     ``done``: ``(pk, worker_id, attempt, return_value)`` per attempt, each fenced by its
-    worker and attempt (a row another worker now holds is left alone).
+    worker and attempt (a row another worker now holds is left alone). ``prepare``: on
+    PostgreSQL, as a prepared statement (``db.prepared``).
     """
     if not done:
         return set()
     if connections[database].vendor == "postgresql":
-        return _succeed_values(database, done, now)
+        return _succeed_values(database, done, now, prepare)
     by_worker: dict[str, list[tuple]] = {}
     for item in done:
         by_worker.setdefault(item[1], []).append(item)
@@ -213,24 +240,46 @@ def succeed_many(database: str, done: Sequence[tuple], now: datetime) -> set:
     return written
 
 
-def _succeed_values(database: str, done: Sequence[tuple], now: datetime) -> set:
-    # PostgreSQL: one UPDATE … FROM (VALUES …) RETURNING; the fence (worker, attempt, RUNNING)
-    # is the join, and RETURNING says which rows were still this worker's.
-    from django_jobs.jobs.models import Job
-
-    columns, params = set_clause(database, succeeded(now, RawSQL("v.value", ())))
-    rows = ", ".join(["(%s::uuid, %s, %s::int, %s::jsonb)"] * len(done))
+def _succeed_values(database: str, done: Sequence[tuple], now: datetime, prepare: bool) -> set:
+    # PostgreSQL: one UPDATE … FROM unnest(arrays) RETURNING; the fence (worker, attempt,
+    # RUNNING) is the join, and RETURNING says which rows were still this worker's. The
+    # statement's text is the same for every batch size (the values travel as four arrays).
+    columns, params = _succeed_set(database, now)
+    ids, workers, attempts, values = [], [], [], []
     for pk, worker_id, attempt, value in done:
-        params += [pk, worker_id, attempt, json.dumps(value)]
-    sql = (
-        f"UPDATE {Job._meta.db_table} AS j SET {columns} "  # noqa: S608
-        f"FROM (VALUES {rows}) AS v(id, worker, attempts, value) "
-        "WHERE j.id = v.id AND j.claimed_by = v.worker AND j.attempts = v.attempts "
-        "AND j.status = %s RETURNING j.id"
-    )
+        ids.append(pk)
+        workers.append(worker_id)
+        attempts.append(attempt)
+        values.append(json.dumps(value))
+    sql = _SUCCEED_SQL.format(columns=columns)
+    params = [*params, ids, workers, attempts, values, JobStatus.RUNNING]
+    if prepare:
+        return {row[0] for row in fetch_prepared(database, sql, params)}
     with connections[database].cursor() as cursor:
-        cursor.execute(sql, [*params, JobStatus.RUNNING])
+        cursor.execute(sql, params)
         return {row[0] for row in cursor.fetchall()}
+
+
+_SUCCEED_SQL = (
+    "UPDATE django_jobs_job AS j SET {columns} "
+    "FROM unnest(%s::uuid[], %s::text[], %s::int[], %s::jsonb[]) AS v(id, worker, attempts, value) "
+    "WHERE j.id = v.id AND j.claimed_by = v.worker AND j.attempts = v.attempts "
+    "AND j.status = %s RETURNING j.id"
+)
+
+
+def _succeed_set(database: str, now: datetime) -> tuple[str, list]:
+    """The SET clause of a batch of successes, compiled once; ``now`` is its one parameter."""
+    columns, params = _SUCCEED_SET.get(database) or (None, None)
+    if columns is None:
+        columns, params = set_clause(database, succeeded(_NOW, RawSQL("v.value", ())))
+        _SUCCEED_SET[database] = columns, params
+    return columns, [now if param == _NOW else param for param in params]
+
+
+#: Stands for the batch's time while its SET clause is compiled once.
+_NOW = datetime(1, 1, 1, 0, 0, 0, 424242, tzinfo=UTC)
+_SUCCEED_SET: dict[str, tuple[str, list]] = {}
 
 
 def _succeed_case(database: str, worker_id: str, batch: Sequence[tuple], now) -> set:

@@ -70,7 +70,8 @@ def _record_successes(successes: Sequence[Outcome], database: str, now: datetime
     steps = [o for o in successes if o.attempt.job.workflow_id]
     # Workflow steps: their next steps start in the same transaction (see ``jobs.flows``).
     with transaction.atomic(using=database) if steps else nullcontext():
-        written = transitions.succeed_many(database, done, now)
+        prepare = successes[0].attempt.backend.jobs_options.listen
+        written = transitions.succeed_many(database, done, now, prepare)
         for outcome in steps:
             if outcome.attempt.job.pk in written:
                 outcome.attempt.activated = flows.ended(

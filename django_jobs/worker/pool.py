@@ -19,13 +19,18 @@ from django_jobs.worker.interrupt import raise_in_thread
 
 logger = logging.getLogger(__name__)
 
+#: Seconds of work a worker claims ahead for its slots, at most (``Pool.room``).
+AHEAD_WINDOW = 0.1
+
 
 @dataclass
 class Running:
-    """A job on a thread of this process."""
+    """A job of this process: claimed (perhaps ahead, waiting for a slot), then running."""
 
     attempt: Attempt
-    started: float = field(default_factory=time.monotonic)
+    #: When it was handed to the pool (claimed); ``started`` once a slot takes it.
+    claimed: float = field(default_factory=time.monotonic)
+    started: float = 0.0
     thread_id: int | None = None
     calling: bool = False
     is_async: bool = False
@@ -79,8 +84,10 @@ def attempt_key(attempt: Attempt) -> tuple[str, int]:
 class Pool:
     """``concurrency`` slots; async tasks share one event loop thread.
 
-    A slot is taken while a job's code runs; the job stays *unfinished* (its lease renewed)
-    until the completer has written its outcome.
+    Jobs may be claimed ahead (``claim_ahead``): they wait in the inbox, RUNNING and leased
+    for this worker, and the next free slot takes the oldest without a round trip to the
+    database. A slot is taken while a job's code runs; the job stays *unfinished* (its lease
+    renewed) until the completer has written its outcome.
     """
 
     def __init__(
@@ -88,10 +95,13 @@ class Pool:
         concurrency: int,
         on_done: Callable[[], None],
         on_outcome: Callable[[Outcome], None],
+        claim_ahead: int = 0,
     ):
         self.concurrency = concurrency
         self.on_done = on_done
         self.on_outcome = on_outcome
+        #: Most jobs claimed ahead, beyond the free slots.
+        self.claim_ahead = claim_ahead
         # Plain threads on a C queue: a job hand-off costs a put and a get, nothing more.
         self.inbox: queue.SimpleQueue[Running | None] = queue.SimpleQueue()
         self.threads = [
@@ -104,18 +114,41 @@ class Pool:
         # this process before the completer confirms its previous attempt's outcome, and that
         # late confirmation must not make the new attempt look finished (its lease unrenewed).
         self.running: dict[tuple[str, int], Running] = {}
+        #: Claimed ahead, not started yet, oldest first.
+        self.waiting: dict[tuple[str, int], Running] = {}
         self.unfinished: set[tuple[str, int]] = set()
         self.lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Recent jobs' run time (seconds, a moving average; None before the first ends).
+        self._run_seconds: float | None = None
+        #: Wake the claim loop once this few jobs wait (half of the last claim ahead).
+        self._low_water = 0
 
     def free_slots(self) -> int:
-        return self.concurrency - len(self.running)
+        """Slots no job holds, running or waiting for one."""
+        return self.concurrency - len(self.running) - len(self.waiting)
+
+    def room(self) -> int:
+        """How many jobs to claim now: the free slots, plus as many more as the slots would
+        start within ``AHEAD_WINDOW`` seconds at the recent jobs' run time, or the time of the
+        longest one running now (at most ``claim_ahead``). Slow jobs are not claimed ahead:
+        they would only wait."""
+        now = time.monotonic()
+        with self.lock:
+            ahead = 0
+            if self.claim_ahead > 0 and self._run_seconds is not None:
+                # A job running long now counts as well as the ones that ended.
+                longest = max((now - r.started for r in self.running.values()), default=0.0)
+                per_slot = AHEAD_WINDOW / max(self._run_seconds, longest, 1e-6)
+                ahead = min(self.claim_ahead, int(self.concurrency * per_slot))
+            self._low_water = ahead // 2
+            return self.concurrency + ahead - len(self.running) - len(self.waiting)
 
     def idle(self) -> bool:
         return not self.unfinished
 
     def running_ids(self) -> list[str]:
-        """Jobs this process still owns: running, or finished but not yet written."""
+        """Jobs this process still owns: waiting, running, or finished but not yet written."""
         with self.lock:
             return list({pk for pk, _ in self.unfinished})
 
@@ -125,11 +158,33 @@ class Pool:
             return list(self.running.values())
 
     def submit(self, attempt: Attempt) -> None:
-        running = Running(attempt)
+        self.submit_many([attempt])
+
+    def submit_many(self, attempts: list[Attempt]) -> None:
+        """Hand claimed attempts to the slots (in claim order)."""
+        items = [Running(attempt) for attempt in attempts]
         with self.lock:
-            self.running[attempt_key(attempt)] = running
-            self.unfinished.add(attempt_key(attempt))
-        self.inbox.put(running)
+            for running in items:
+                key = attempt_key(running.attempt)
+                self.waiting[key] = running
+                self.unfinished.add(key)
+        for running in items:
+            self.inbox.put(running)
+
+    def take_waiting(self, older_than: float | None = None) -> list[Running]:
+        """Take back jobs claimed ahead that no slot started (those waiting since before
+        ``older_than``, or all): no slot will start them; the caller hands them back."""
+        with self.lock:
+            taken = [
+                running
+                for running in self.waiting.values()
+                if older_than is None or running.claimed < older_than
+            ]
+            for running in taken:
+                key = attempt_key(running.attempt)
+                del self.waiting[key]
+                self.unfinished.discard(key)
+        return taken
 
     def written(self, outcomes: list[Outcome]) -> None:
         """The completer wrote these outcomes: those attempts are no longer ours."""
@@ -139,14 +194,32 @@ class Pool:
 
     def _serve(self) -> None:
         while (running := self.inbox.get()) is not None:
-            self._run(running)
+            if self._start(running):
+                self._run(running)
+
+    def _start(self, running: Running) -> bool:
+        """Move a waiting job to a slot; False if it was taken back meanwhile."""
+        key = attempt_key(running.attempt)
+        with self.lock:
+            if self.waiting.pop(key, None) is not running:
+                return False
+            running.started = time.monotonic()
+            running.thread_id = threading.get_ident()
+            self.running[key] = running
+            wake = len(self.waiting) <= self._low_water
+        if wake:
+            self.on_done()  # claim the next ones before the slots run dry
+        return True
 
     def _run(self, running: Running) -> None:
-        running.thread_id = threading.get_ident()
         try:
             try:
-                call = lambda task, a, kw: self._call(running, task, a, kw)  # noqa: E731
-                outcome = execute(running.attempt, call)
+                if running.attempt.cancelled.is_set():  # cancelled while it waited
+                    error = JobCancelled(f"job {running.attempt.job.pk} was cancelled")
+                    outcome = Outcome(running.attempt, error=error, retry=False)
+                else:
+                    call = lambda task, a, kw: self._call(running, task, a, kw)  # noqa: E731
+                    outcome = execute(running.attempt, call)
             except BaseException as e:  # a signal receiver raised: still the job's outcome
                 logger.exception("job crashed its thread %s", job_fields(running.attempt.job))
                 outcome = Outcome(running.attempt, error=e, retry=False)
@@ -158,11 +231,16 @@ class Pool:
     def forget(self, running: Running) -> bool:
         """Free the job's slot; False if the job was already given up (timed out)."""
         key = attempt_key(running.attempt)
+        seconds = time.monotonic() - running.started
         with self.lock:
             mine = self.running.get(key) is running
             if mine:
                 del self.running[key]
-        self.on_done()
+            last = self._run_seconds
+            self._run_seconds = seconds if last is None else last + (seconds - last) * 0.2
+            wake = len(self.waiting) <= self._low_water
+        if wake:
+            self.on_done()
         return mine
 
     def _call(self, running: Running, task, args, kwargs):
@@ -203,10 +281,13 @@ class Pool:
             return self._loop
 
     def request_cancel(self, ids, now: float) -> None:
-        """Tell running jobs they are cancelled; past their ``cancel_grace`` they are stopped."""
+        """Tell running jobs they are cancelled; past their ``cancel_grace`` they are stopped.
+
+        A job still waiting for a slot is not started: its slot records it cancelled.
+        """
         wanted = {str(pk) for pk in ids}
         with self.lock:
-            for (pk, _), running in self.running.items():
+            for (pk, _), running in [*self.running.items(), *self.waiting.items()]:
                 if pk not in wanted or running.cancel_at is not None:
                     continue
                 running.attempt.cancelled.set()

@@ -16,7 +16,7 @@ from django_jobs import instruments, registry
 from django_jobs.db.reconnect import call_reconnecting
 from django_jobs.db.transient import SERVICE_ERRORS, is_transient
 from django_jobs.exceptions import BrokerUnavailable, JobCancelled, JobTimeout
-from django_jobs.jobs import operations
+from django_jobs.jobs import leases, operations
 from django_jobs.jobs.claims import claim_reconnecting
 from django_jobs.jobs.models import Job
 from django_jobs.logs import job_fields
@@ -70,7 +70,12 @@ class WorkerProcess:
             give_up=max(self.options.lease_seconds - self.options.heartbeat_interval, 1.0),
             on_fatal=self._fatal,
         )
-        self.pool = Pool(concurrency, on_done=self.wake.set, on_outcome=self.completer.put)
+        self.pool = Pool(
+            concurrency,
+            on_done=self.wake.set,
+            on_outcome=self.completer.put,
+            claim_ahead=self.options.claim_ahead,
+        )
         self.worker_id = ""
         self.started_at: datetime | None = None
         self.stopping = threading.Event()
@@ -124,11 +129,11 @@ class WorkerProcess:
         try:
             while not self.stopping.is_set():
                 self.wake.clear()
-                free = self.pool.free_slots()
-                claimed = self.run_once(timezone.now())
+                room = self.pool.room()
+                claimed = self.run_once(timezone.now(), room)
                 if self.burst and claimed == 0 and self.pool.idle():
                     break
-                if claimed < free or free == 0:
+                if claimed < room or room <= 0:
                     self.wake.wait(self.broker.poll_interval)
                 if self.parent_pid and os.getppid() != self.parent_pid:
                     logger.warning("supervisor gone, stopping worker=%s", self.worker_id)
@@ -138,10 +143,12 @@ class WorkerProcess:
             self._close()
         return self.exit_code
 
-    def run_once(self, now: datetime) -> int:
-        """Stop overdue jobs, then claim as many jobs as there are free slots."""
+    def run_once(self, now: datetime, room: int | None = None) -> int:
+        """Stop overdue jobs, give back jobs claimed ahead that waited too long, then claim
+        ``room`` jobs (default: as many as there are free slots, and the claim ahead)."""
         self._enforce_timeouts()
-        free = self.pool.free_slots()
+        self._give_back(time.monotonic() - self.options.claim_ahead_hold)
+        free = self.pool.room() if room is None else room
         if free <= 0 or self.stopping.is_set() or self.renewals_failing.is_set():
             return 0
         try:
@@ -166,9 +173,32 @@ class WorkerProcess:
             return 0
         self._db_failures = 0
         instruments.jobs_started(jobs, now)
-        for job in jobs:
-            self.pool.submit(Attempt(job, self.worker_id, self.backend))
+        # Slots start them in claim order (highest priority, then oldest), whatever order the
+        # database handed the rows back in.
+        jobs.sort(key=_claim_order)
+        self.pool.submit_many([Attempt(job, self.worker_id, self.backend) for job in jobs])
         return len(jobs)
+
+    def _give_back(self, older_than: float | None) -> None:
+        """Hand back jobs claimed ahead that waited since before ``older_than`` (all: None)
+        for a slot, behind slow jobs: READY again, their claim undone, for any worker."""
+        waiting = self.pool.take_waiting(older_than)
+        if not waiting:
+            return
+        jobs = [running.attempt.job for running in waiting]
+        try:
+            given = call_reconnecting(
+                self.database,
+                leases.unclaim,
+                self.database,
+                self.worker_id,
+                [(job.pk, job.attempts) for job in jobs],
+            )
+        except SERVICE_ERRORS as e:  # their leases run out and they are rescued
+            logger.warning("could not give back jobs worker=%s error=%r", self.worker_id, e)
+            return
+        logger.info("gave back %s job(s) claimed ahead worker=%s", given, self.worker_id)
+        self.broker.publish(jobs)
 
     def _written(self, outcomes) -> None:
         self.pool.written(outcomes)
@@ -251,7 +281,10 @@ class WorkerProcess:
 
     # --- shutdown -------------------------------------------------------------------------
     def _drain(self) -> None:
-        """Let running jobs finish within the grace period, then hand the rest back."""
+        """Give back jobs claimed ahead, let running jobs finish within the grace period,
+        then hand the rest back."""
+        if self.exit_code != EXIT_LOST:
+            self._give_back(None)
         deadline = time.monotonic() + self.shutdown_timeout
         while not self.pool.idle() and not self.force and time.monotonic() < deadline:
             self.wake.clear()
@@ -296,6 +329,10 @@ class WorkerProcess:
             logger.warning("could not mark worker stopped worker=%s", self.worker_id)
         connections.close_all()
         logger.info("worker stopped worker=%s exit=%s", self.worker_id, self.exit_code)
+
+
+def _claim_order(job) -> tuple:
+    return (-job.priority, job.run_after)
 
 
 def _grace(timeout: float | None) -> float:

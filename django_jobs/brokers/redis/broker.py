@@ -134,6 +134,7 @@ class RedisBroker:
                     now,
                     self.options.lease,
                     self.options.relaxed_commits,
+                    self.options.listen,
                 ),
             )
         except (DatabaseError, InterfaceError):
