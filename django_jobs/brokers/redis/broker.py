@@ -19,6 +19,7 @@ import redis
 from django.db import DatabaseError, InterfaceError, transaction
 
 from django_jobs.brokers.gated import GatedClaims
+from django_jobs.brokers.redis import publisher
 from django_jobs.brokers.redis.store import Entry, Store, epoch_ms
 from django_jobs.brokers.redis.sweep import Sweeper
 from django_jobs.conf import JobsOptions
@@ -71,7 +72,7 @@ class RedisBroker:
             logger.debug("redis unavailable, push skipped jobs=%s", len(entries))
             return
         try:
-            self.store.push(entries)
+            publisher.push(self.store, entries)
         except redis.RedisError as e:
             self._push_again_at = time.monotonic() + PUSH_PAUSE_SECONDS
             logger.warning(
