@@ -77,8 +77,11 @@ async def _contained(coroutine):
 
 
 def attempt_key(attempt: Attempt) -> tuple[str, int]:
-    """What identifies one attempt of one job."""
-    return (str(attempt.job.pk), attempt.job.attempts)
+    """What identifies one attempt of one job (worked out once per attempt)."""
+    key = attempt.__dict__.get("_key")
+    if key is None:
+        key = attempt.__dict__["_key"] = (str(attempt.job.pk), attempt.job.attempts)
+    return key
 
 
 class Pool:
@@ -173,13 +176,14 @@ class Pool:
 
     def take_waiting(self, older_than: float | None = None) -> list[Running]:
         """Take back jobs claimed ahead that no slot started (those waiting since before
-        ``older_than``, or all): no slot will start them; the caller hands them back."""
+        ``older_than``; or, with None, all that no idle slot is about to take): no slot will
+        start them; the caller hands them back."""
         with self.lock:
-            taken = [
-                running
-                for running in self.waiting.values()
-                if older_than is None or running.claimed < older_than
-            ]
+            waiting = list(self.waiting.values())  # oldest first, as the slots take them
+            if older_than is None:
+                taken = waiting[max(self.concurrency - len(self.running), 0) :]
+            else:
+                taken = [running for running in waiting if running.claimed < older_than]
             for running in taken:
                 key = attempt_key(running.attempt)
                 del self.waiting[key]

@@ -180,8 +180,9 @@ class WorkerProcess:
         return len(jobs)
 
     def _give_back(self, older_than: float | None) -> None:
-        """Hand back jobs claimed ahead that waited since before ``older_than`` (all: None)
-        for a slot, behind slow jobs: READY again, their claim undone, for any worker."""
+        """Hand back jobs claimed ahead that waited for a slot since before ``older_than``
+        (behind slow jobs), or with None (a stop) all that no idle slot is about to start:
+        READY again, their claim undone, for any worker."""
         waiting = self.pool.take_waiting(older_than)
         if not waiting:
             return
