@@ -134,4 +134,67 @@ def test_enqueue_many_on_the_redis_broker_is_one_redis_round_trip(
 
 
 # --- worker (claim, completion) ---------------------------------------------------------------
-# The worker's counts go here.
+#: Statements of one claim by the database broker, however many jobs it takes. PostgreSQL: one
+#: UPDATE … RETURNING; SQLite: BEGIN IMMEDIATE, the UPDATE … RETURNING, COMMIT; MariaDB:
+#: BEGIN, SELECT … FOR UPDATE SKIP LOCKED, the UPDATE, the read back, COMMIT.
+CLAIM = {"postgresql": 1, "sqlite": 3, "mysql": 5}
+#: The Redis broker's claim of the ids it popped: PostgreSQL one UPDATE … RETURNING; elsewhere
+#: the locked SELECT, UPDATE and read back in a transaction.
+CLAIM_IDS = {"postgresql": 1, "sqlite": 5, "mysql": 5}
+#: Statements that record a batch of successes, however many: one UPDATE (PostgreSQL: from
+#: arrays of the batch's values; elsewhere the values by CASE).
+SUCCESSES = {"postgresql": 1, "sqlite": 1, "mysql": 1}
+
+
+def claim_and_succeed(backend, count: int) -> tuple[list[str], list[str]]:
+    """Claim ``count`` ready jobs as a worker does, record their successes; the statements."""
+    from django.utils import timezone
+
+    from django_jobs.worker.execution import Attempt, Outcome
+    from django_jobs.worker.outcomes import record_many
+    from tests.conftest import QUEUES
+
+    now = timezone.now()
+    with CaptureQueriesContext(connection) as claimed:
+        jobs = backend.broker.claim("w-counts", QUEUES, count, now)
+    assert len(jobs) == count
+    outcomes = [Outcome(Attempt(job, "w-counts", backend), value=job.args) for job in jobs]
+    with CaptureQueriesContext(connection) as recorded:
+        record_many(outcomes, backend.database, timezone.now())
+    finished = Job.objects.filter(pk__in=[job.pk for job in jobs], status="SUCCESSFUL")
+    assert finished.count() == count
+    return statements(claimed), statements(recorded)
+
+
+@pytest.mark.parametrize("count", [5, 200])
+def test_a_claim_and_its_successes_are_a_fixed_number_of_statements(fast_backend, count):
+    # Given ready jobs in the worker's queues, the broker used once already
+    task = tasks.add.using(backend="default")
+    fast_backend.enqueue_many([(task, (0, 0), {})])
+    claim_and_succeed(fast_backend, 1)
+    fast_backend.enqueue_many([(task, (i, i), {}) for i in range(count)])
+    # When a worker claims them in one call and records their successes in one batch
+    claimed, recorded = claim_and_succeed(fast_backend, count)
+    # Then each took the same few statements, whatever the count
+    assert len(claimed) == CLAIM[connection.vendor], claimed
+    assert len(recorded) == SUCCESSES[connection.vendor], recorded
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("count", [5, 200])
+def test_a_redis_claim_is_one_statement_and_two_redis_round_trips(
+    redis_backend, redis_db, monkeypatch, count
+):
+    # Given jobs published to Redis, the broker used once already
+    task = tasks.add.using(backend="redis")
+    redis_backend.enqueue_many([(task, (0, 0), {})])
+    claim_and_succeed(redis_backend, 1)
+    redis_backend.enqueue_many([(task, (i, i), {}) for i in range(count)])
+    counter = CommandCounter(monkeypatch)
+    # When a worker claims them in one call and records their successes
+    claimed, recorded = claim_and_succeed(redis_backend, count)
+    # Then the claim popped the ids (one script), claimed their rows by id (the database's
+    # count), and settled them (one command); the successes took one statement
+    assert counter.sent == ["EVALSHA", "ZREM"]
+    assert len(claimed) == CLAIM_IDS[connection.vendor], claimed
+    assert len(recorded) == SUCCESSES[connection.vendor], recorded
