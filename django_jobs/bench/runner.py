@@ -19,6 +19,9 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from django_jobs.bench import QUEUE
+
+#: The queue of ``--history``'s finished rows (never run).
+HISTORY_QUEUE = "bench-history"
 from django_jobs.bench.tasks import noop
 from django_jobs.jobs.inserts import insert_succeeded
 from django_jobs.jobs.models import Job
@@ -125,7 +128,7 @@ class Bench:
             self.log(f"latency: {result.latency_ms}")
         self.clean()
         if self.config.history:
-            history = Job.objects.using(self.database).filter(queue_name="bench-history")
+            history = Job.objects.using(self.database).filter(queue_name=HISTORY_QUEUE)
             history._raw_delete(self.database)
         return result
 
@@ -246,14 +249,19 @@ class Bench:
         return subprocess.Popen(command, env={**os.environ, "JOBS_LOG_LEVEL": "WARNING"})
 
     def add_history(self, count: int) -> None:
-        """Insert ``count`` finished jobs (another queue) so the table has a long history."""
+        """Insert ``count`` finished jobs (another queue) so the table has a long history.
+
+        The rows are the benchmark task's, moved to the queue ``bench-history``: they never
+        run, so that queue need not be declared in the project's ``QUEUES``.
+        """
         now = timezone.now()
-        task = self.task.using(queue_name="bench-history")
-        template = self.backend.build_job(task, (0,), {}, now)
+        template = self.backend.build_job(self.task, (0,), {}, now)
         for start in range(0, count, 50_000):
             numbers = range(start, min(start + 50_000, count))
             build = self.backend.build_job
-            batch = [build(task, (i,), {}, now, template=template) for i in numbers]
+            batch = [build(self.task, (i,), {}, now, template=template) for i in numbers]
+            for job in batch:
+                job.queue_name = HISTORY_QUEUE
             with transaction.atomic(using=self.database):
                 insert_succeeded(self.database, batch, now, numbers)
         self.vacuum()
