@@ -19,7 +19,6 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from django_jobs.bench import QUEUE
-
 from django_jobs.bench.tasks import noop
 from django_jobs.jobs.inserts import insert_succeeded
 from django_jobs.jobs.models import Job
