@@ -84,6 +84,12 @@ def note_duplicate(holder) -> None:
         trace.get_current_span().set_attribute("django_jobs.duplicate_of", str(holder.pk))
 
 
+def traces(job) -> bool:
+    """Whether running ``job`` has anything to trace: a tracer, or a context its enqueue
+    stored (which the task's code passes on). Without either, the attempt skips tracing."""
+    return bool(job.trace_context) or _tracer() is not None
+
+
 @contextmanager
 def attempt_span(job, worker_id: str) -> Iterator[None]:
     """Trace one attempt of ``job``, as a child of the context its enqueue stored."""

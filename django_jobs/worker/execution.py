@@ -106,6 +106,8 @@ class Outcome:
 
 def execute(attempt: Attempt, call) -> Outcome:
     """Run a claimed job with ``call(task, args, kwargs)``; write nothing (``outcomes`` does)."""
+    if not tracing.traces(attempt.job):
+        return _execute(attempt, call)
     with tracing.attempt_span(attempt.job, attempt.worker_id):
         outcome = _execute(attempt, call)
         tracing.end_attempt(outcome.error, attempt.cancelled.is_set())

@@ -6,6 +6,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from inspect import iscoroutinefunction
@@ -74,6 +75,17 @@ async def _contained(coroutine):
         return await coroutine
     except (SystemExit, KeyboardInterrupt) as e:
         raise _Escaped(e) from None
+
+
+def _is_async(func) -> bool:
+    """``iscoroutinefunction``, worked out once per task function."""
+    known = _ASYNC.get(func)
+    if known is None:
+        known = _ASYNC[func] = iscoroutinefunction(func)
+    return known
+
+
+_ASYNC: "weakref.WeakKeyDictionary[object, bool]" = weakref.WeakKeyDictionary()
 
 
 def attempt_key(attempt: Attempt) -> tuple[str, int]:
@@ -248,7 +260,7 @@ class Pool:
         return mine
 
     def _call(self, running: Running, task, args, kwargs):
-        if iscoroutinefunction(task.func):
+        if _is_async(task.func):
             running.is_async = True
             return self._call_async(running, task.func(*args, **kwargs))
         with self.lock:

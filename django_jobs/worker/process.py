@@ -72,7 +72,7 @@ class WorkerProcess:
         )
         self.pool = Pool(
             concurrency,
-            on_done=self.wake.set,
+            on_done=self._wake,
             on_outcome=self.completer.put,
             claim_ahead=self.options.claim_ahead,
         )
@@ -87,6 +87,11 @@ class WorkerProcess:
         self.force = False
         self.exit_code = 0
         self._db_failures = 0
+
+    def _wake(self) -> None:
+        """Wake the claim loop (slots call it often: setting a set Event costs a lock)."""
+        if not self.wake.is_set():
+            self.wake.set()
 
     # --- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
