@@ -226,3 +226,25 @@ def test_jobs_claimed_together_start_in_priority_then_age_order(make_worker, tmp
     drive(worker, all_finished(results))
     # Then they ran highest priority first, and in enqueue order within one priority
     assert path.read_text().split() == ["9", "5", "5", "3", "1", "0"]
+
+
+def test_a_forced_stop_gives_back_a_job_no_slot_took_yet(make_worker):
+    # Given a one-slot worker whose slot thread has not taken its claimed job yet (here: the
+    # thread is gone, as if the machine were too busy to schedule it before the signals)
+    worker = make_worker(concurrency=1)
+    worker.pool.inbox.put(None)
+    wait_for(lambda: not worker.pool.threads[0].is_alive(), timeout=5)
+    result = tasks.add.enqueue(1, 1)
+    assert worker.run_once(timezone.now()) == 1
+    assert list(worker.pool.waiting) and not worker.pool.running
+    # When a second signal stops it at once
+    worker.stop(force=True)
+    worker._drain()
+    # Then the job is READY again, as if never claimed
+    job = Job.objects.get(pk=result.id)
+    assert (job.status, job.attempts, job.claimed_by, job.worker_ids) == (
+        JobStatus.READY,
+        0,
+        None,
+        [],
+    )

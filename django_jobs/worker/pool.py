@@ -186,13 +186,15 @@ class Pool:
         for running in items:
             self.inbox.put(running)
 
-    def take_waiting(self, older_than: float | None = None) -> list[Running]:
+    def take_waiting(self, older_than: float | None = None, everything: bool = False):
         """Take back jobs claimed ahead that no slot started (those waiting since before
-        ``older_than``; or, with None, all that no idle slot is about to take): no slot will
-        start them; the caller hands them back."""
+        ``older_than``; with None, all that no idle slot is about to take; with
+        ``everything``, all): no slot will start them; the caller hands them back."""
         with self.lock:
             waiting = list(self.waiting.values())  # oldest first, as the slots take them
-            if older_than is None:
+            if everything:
+                taken = waiting
+            elif older_than is None:
                 taken = waiting[max(self.concurrency - len(self.running), 0) :]
             else:
                 taken = [running for running in waiting if running.claimed < older_than]

@@ -184,11 +184,12 @@ class WorkerProcess:
         self.pool.submit_many([Attempt(job, self.worker_id, self.backend) for job in jobs])
         return len(jobs)
 
-    def _give_back(self, older_than: float | None) -> None:
+    def _give_back(self, older_than: float | None, everything: bool = False) -> None:
         """Hand back jobs claimed ahead that waited for a slot since before ``older_than``
-        (behind slow jobs), or with None (a stop) all that no idle slot is about to start:
-        READY again, their claim undone, for any worker."""
-        waiting = self.pool.take_waiting(older_than)
+        (behind slow jobs), or with None (a stop) all that no idle slot is about to start,
+        or with ``everything`` all that no slot started: READY again, their claim undone,
+        for any worker."""
+        waiting = self.pool.take_waiting(older_than, everything)
         if not waiting:
             return
         jobs = [running.attempt.job for running in waiting]
@@ -296,6 +297,10 @@ class WorkerProcess:
             self.wake.clear()
             self._enforce_timeouts()
             self.wake.wait(min(0.5, max(deadline - time.monotonic(), 0.01)))
+        if self.exit_code != EXIT_LOST:
+            # The grace period is over (or a second signal cut it short): a job no slot took
+            # by now will not start here, even one an idle slot was about to take.
+            self._give_back(None, everything=True)
         jobs = [running.attempt.job for running in self.pool.executing()]
         if jobs and self.exit_code != EXIT_LOST:
             held = Job.objects.using(self.database).held_by(self.worker_id)
