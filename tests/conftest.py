@@ -183,6 +183,14 @@ def redis_url() -> str:
     return url
 
 
+def pytest_configure(config):
+    """Hash the test users' passwords cheaply: Django's default PBKDF2 (over a million rounds)
+    cost about a second of CPU per user made and per login, and the suite makes hundreds."""
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(autouse=True)
 def _needs_redis(request):
     """Tests marked ``redis`` skip without REDIS_URL (outside CI) and fail if it is down."""
