@@ -224,8 +224,10 @@ def test_the_plugin_loaded_by_name_gives_a_suite_the_jobs_fixture(tmp_path):
     # Given a test module using the `jobs` fixture without importing it
     (tmp_path / "test_inner.py").write_text(INNER_TEST)
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": ""}
-    if connection.vendor == "sqlite":  # its own test database: not this run's, nor another
-        env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'plugin.sqlite3'}"  # run's beside it
+    if connection.vendor == "sqlite":
+        # Its own test database: not this run's, nor another run's beside it (the test project
+        # names a SQLite test database var/test-<the database file's name>).
+        env["DATABASE_URL"] = f"sqlite:///{tmp_path / f'plugin-{os.getpid()}.sqlite3'}"
     else:
         env["TEST_DATABASE_NAME"] = f"{connection.settings_dict['NAME']}_plugin"
     # When pytest runs it: with the plugin loaded through its pytest11 entry point, as in a
