@@ -4,7 +4,8 @@
 #   bash scripts/test.sh [PYTEST_ARGS...]
 #   TEST_ONLY=sqlite,postgresql bash scripts/test.sh -k claim
 # Runs in .venv (the newest Django, 6.1): sqlite, browser (the admin in Chromium, on SQLite),
-# postgresql, performance (the million-row plans, PostgreSQL), mariadb, postgresql+redis (only
+# postgresql (in-process tests) and postgresql-processes (real workers and beats) side by side,
+# performance (the million-row plans, PostgreSQL), mariadb, postgresql+redis (only
 # the tests marked redis, which fail there if Redis is down), redis-broker, faults (the fault
 # suite's short versions, tests/faults, on PostgreSQL, with a private redis-server and PostgreSQL
 # cluster of its own; long versions: scripts/faults.sh), packaging (the tests marked
@@ -47,6 +48,10 @@ run_env() {
         postgresql | disruptive)
             echo "DATABASE_URL=$PG_URL"
             echo "TEST_DATABASE_NAME=test_test$SUFFIX"
+            ;;
+        postgresql-processes)
+            echo "DATABASE_URL=$PG_URL"
+            echo "TEST_DATABASE_NAME=test_testprocesses$SUFFIX"
             ;;
         mariadb)
             echo "DATABASE_URL=$MARIADB_URL"
@@ -110,6 +115,10 @@ run_marker() {
         browser) echo "browser and $base and not redis" ;;
         performance) echo "performance and not browser and $base and not redis" ;;
         django52-postgresql) echo "processes and not browser and $base and not redis" ;;
+        # PostgreSQL's share is the largest: its in-process and real-worker tests run side by
+        # side, so that neither is left alone on one core at the end.
+        postgresql) echo "not processes and not browser and not performance and $base and not redis" ;;
+        postgresql-processes) echo "processes and not browser and not performance and $base and not redis" ;;
         *) echo "not browser and not performance and $base and not redis" ;;
     esac
 }
@@ -247,8 +256,8 @@ main() {
     log "ruff check"
     "$ROOT/.venv/bin/ruff" check . || die "ruff check failed (try 'make format')"
 
-    for name in sqlite browser postgresql performance mariadb postgresql+redis redis-broker \
-        django60 django52 django52-postgresql faults packaging; do
+    for name in sqlite browser postgresql postgresql-processes performance mariadb \
+        postgresql+redis redis-broker django60 django52 django52-postgresql faults packaging; do
         selected "$name" && parallel+=("$name")
     done
     if [[ ${#parallel[@]} -gt 0 ]]; then
