@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -189,6 +190,44 @@ def pytest_configure(config):
     from django.conf import settings
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+#: The threads an in-process worker starts besides its slots (each holds a connection).
+BACKGROUND_THREADS = ("django-jobs-heartbeat", "django-jobs-listen", "django-jobs-completer")
+
+
+@pytest.fixture
+def make_worker(transactional_db, fast_backend, settings):
+    """Start in-process WorkerProcesses on the fast backend (``options``: more OPTIONS for
+    it); stop and close them at teardown."""
+    from django_jobs.worker.process import WorkerProcess
+
+    started: list = []
+
+    def make(options: dict | None = None, **kwargs):
+        if options:
+            settings.TASKS = {
+                "default": {
+                    "BACKEND": "django_jobs.backend.JobsBackend",
+                    "QUEUES": QUEUES,
+                    "OPTIONS": {"broker": "database", **FAST_OPTIONS, **options},
+                }
+            }
+        worker = WorkerProcess(**kwargs)
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield make
+    for worker in started:
+        worker.stop()
+        worker._close()
+    # The heartbeat and LISTEN threads hold connections: let them go before the DB is reset.
+    wait_for(
+        lambda: not any(t.name in BACKGROUND_THREADS for t in threading.enumerate()),
+        timeout=15,
+        message="worker background threads to stop",
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -1,49 +1,15 @@
 """Claiming ahead: a worker takes its slots' next jobs before they are needed, and gives back
 the ones that wait too long (behind slow jobs), on a stop, or once cancelled."""
 
-import threading
 import time
 
-import pytest
 from django.utils import timezone
 
 from django_jobs.jobs import leases
 from django_jobs.jobs.status import JobStatus
 from django_jobs.models import Job
-from django_jobs.worker.process import WorkerProcess
 from tests import tasks
-from tests.conftest import FAST_OPTIONS, QUEUES, wait_for
-
-BACKGROUND_THREADS = ("django-jobs-heartbeat", "django-jobs-listen", "django-jobs-completer")
-
-
-@pytest.fixture
-def make_worker(transactional_db, settings):
-    """Start WorkerProcesses on a backend with the given OPTIONS; close them at teardown."""
-    started: list[WorkerProcess] = []
-
-    def make(concurrency=1, **options) -> WorkerProcess:
-        settings.TASKS = {
-            "default": {
-                "BACKEND": "django_jobs.backend.JobsBackend",
-                "QUEUES": QUEUES,
-                "OPTIONS": {"broker": "database", **FAST_OPTIONS, **options},
-            }
-        }
-        worker = WorkerProcess(concurrency=concurrency)
-        worker.start()
-        started.append(worker)
-        return worker
-
-    yield make
-    for worker in started:
-        worker.stop()
-        worker._close()
-    wait_for(
-        lambda: not any(t.name in BACKGROUND_THREADS for t in threading.enumerate()),
-        timeout=15,
-        message="worker background threads to stop",
-    )
+from tests.conftest import wait_for
 
 
 def rows(results) -> list[Job]:
@@ -71,7 +37,7 @@ def warm_up(worker, jobs=20):
 
 def test_a_one_slot_worker_that_starts_jobs_quickly_claims_its_next_ones_ahead(make_worker):
     # Given a one-slot worker that has just run quick jobs, and 30 more ready
-    worker = make_worker(concurrency=1, claim_ahead=10)
+    worker = make_worker({"claim_ahead": 10}, concurrency=1)
     warm_up(worker)
     ready = [tasks.add.enqueue(i, 2) for i in range(30)]
     # When it claims once
@@ -85,7 +51,7 @@ def test_a_one_slot_worker_that_starts_jobs_quickly_claims_its_next_ones_ahead(m
 
 def test_without_claim_ahead_a_worker_claims_its_free_slots_only(make_worker):
     # Given a two-slot worker with claim_ahead 0 that has just run quick jobs
-    worker = make_worker(concurrency=2, claim_ahead=0)
+    worker = make_worker({"claim_ahead": 0}, concurrency=2)
     warm_up(worker)
     [tasks.add.enqueue(i, 3) for i in range(10)]
     # When it claims once
@@ -95,7 +61,7 @@ def test_without_claim_ahead_a_worker_claims_its_free_slots_only(make_worker):
 
 def test_a_job_waiting_behind_a_slow_one_is_given_back_undone(make_worker):
     # Given a one-slot worker that claims ahead, past quick jobs, then a slow job and more
-    worker = make_worker(concurrency=1, claim_ahead=10, claim_ahead_hold=0.5)
+    worker = make_worker({"claim_ahead": 10, "claim_ahead_hold": 0.5}, concurrency=1)
     warm_up(worker)
     slow = tasks.sleep.enqueue(3)
     time.sleep(0.01)  # claimed in enqueue order: the slow job first
@@ -124,7 +90,7 @@ def test_a_job_waiting_behind_a_slow_one_is_given_back_undone(make_worker):
 
 def test_a_job_claimed_ahead_gets_its_full_timeout_once_it_starts(make_worker):
     # Given a one-slot worker claiming ahead; a 1.5 s job, then a job with a 1 s timeout
-    worker = make_worker(concurrency=1, claim_ahead=10, claim_ahead_hold=10)
+    worker = make_worker({"claim_ahead": 10, "claim_ahead_hold": 10}, concurrency=1)
     warm_up(worker)
     first = tasks.sleep.enqueue(1.5)
     time.sleep(0.01)  # claimed in enqueue order: the slow job first
@@ -138,7 +104,7 @@ def test_a_job_claimed_ahead_gets_its_full_timeout_once_it_starts(make_worker):
 
 def test_a_job_cancelled_while_it_waits_for_a_slot_never_runs(make_worker, tmp_path):
     # Given a one-slot worker claiming ahead: a slow job, and behind it a job that records
-    worker = make_worker(concurrency=1, claim_ahead=10, claim_ahead_hold=30)
+    worker = make_worker({"claim_ahead": 10, "claim_ahead_hold": 30}, concurrency=1)
     warm_up(worker)
     slow = tasks.sleep.enqueue(1.5)
     time.sleep(0.01)  # claimed in enqueue order: the slow job first
@@ -162,7 +128,7 @@ def test_a_job_cancelled_while_it_waits_for_a_slot_never_runs(make_worker, tmp_p
 
 def test_a_stop_gives_back_jobs_claimed_ahead(make_worker):
     # Given a one-slot worker running a slow job with jobs claimed ahead
-    worker = make_worker(concurrency=1, claim_ahead=10, claim_ahead_hold=30)
+    worker = make_worker({"claim_ahead": 10, "claim_ahead_hold": 30}, concurrency=1)
     warm_up(worker)
     slow = tasks.sleep.enqueue(1)
     time.sleep(0.01)  # claimed in enqueue order: the slow job first
@@ -214,7 +180,7 @@ def test_unclaim_undoes_a_claim_on_every_database(transactional_db, fast_backend
 
 def test_jobs_claimed_together_start_in_priority_then_age_order(make_worker, tmp_path):
     # Given a one-slot worker claiming ahead, and jobs of several priorities ready at once
-    worker = make_worker(concurrency=1, claim_ahead=10)
+    worker = make_worker({"claim_ahead": 10}, concurrency=1)
     warm_up(worker)
     path = tmp_path / "order"
     results = []

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import urllib.request
 from datetime import timedelta
 
@@ -23,14 +22,12 @@ from django_jobs.models import Job, Worker
 from django_jobs.tasks_api import task_backends
 from django_jobs.worker.execution import Attempt
 from django_jobs.worker.outcomes import run_attempt
-from django_jobs.worker.process import WorkerProcess
 from django_jobs.workflows import chain
 from tests import tasks
 from tests.conftest import ROOT, process_env, renamed_column, wait_for
 from tests.console import PASSWORD, make_user
 
 TOKEN = "s3cret-metrics-token-for-tests"
-BACKGROUND_THREADS = ("django-jobs-heartbeat", "django-jobs-listen", "django-jobs-completer")
 
 
 def parse(text: str) -> list[tuple[str, dict, float]]:
@@ -243,28 +240,6 @@ def test_snoozes_and_discards_are_counted_by_their_outcome(transactional_db, tas
     labels = {"task": task.module_path, "outcome": outcome}
     counted = total(after, "django_jobs_finished_total", **labels)
     assert counted - total(before, "django_jobs_finished_total", **labels) == 1
-
-
-@pytest.fixture
-def make_worker(transactional_db, fast_backend):
-    """Start WorkerProcesses on the fast backend; stop and close them at teardown."""
-    started: list[WorkerProcess] = []
-
-    def make(**kwargs) -> WorkerProcess:
-        worker = WorkerProcess(**kwargs)
-        worker.start()
-        started.append(worker)
-        return worker
-
-    yield make
-    for worker in started:
-        worker.stop()
-        worker._close()
-    wait_for(
-        lambda: not any(t.name in BACKGROUND_THREADS for t in threading.enumerate()),
-        timeout=15,
-        message="worker background threads to stop",
-    )
 
 
 def test_claims_and_claim_errors_are_counted(make_worker):

@@ -3,40 +3,15 @@
 import logging
 import threading
 
-import pytest
 from django.utils import timezone
 
 from django_jobs.jobs.status import JobStatus
 from django_jobs.models import Job
-from django_jobs.worker.process import EXIT_FATAL, EXIT_REPLACE, WorkerProcess
+from django_jobs.worker.process import EXIT_FATAL, EXIT_REPLACE
 from tests import tasks
 from tests.conftest import renamed_column, wait_for
 
 JOB_TIMEOUT = "django_jobs.exceptions.JobTimeout"
-BACKGROUND_THREADS = ("django-jobs-heartbeat", "django-jobs-listen", "django-jobs-completer")
-
-
-@pytest.fixture
-def make_worker(transactional_db, fast_backend):
-    """Start WorkerProcesses on the fast backend; stop and close them at teardown."""
-    started: list[WorkerProcess] = []
-
-    def make(**kwargs) -> WorkerProcess:
-        worker = WorkerProcess(**kwargs)
-        worker.start()
-        started.append(worker)
-        return worker
-
-    yield make
-    for worker in started:
-        worker.stop()
-        worker._close()
-    # The heartbeat and LISTEN threads hold connections: let them go before the DB is reset.
-    wait_for(
-        lambda: not any(t.name in BACKGROUND_THREADS for t in threading.enumerate()),
-        timeout=15,
-        message="worker background threads to stop",
-    )
 
 
 def drive(worker, until, timeout=30.0, message=""):

@@ -11,7 +11,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache, lru_cache
 
 from django.db import DatabaseError, InterfaceError, connections, transaction
@@ -23,7 +23,7 @@ from django_jobs.db.reconnect import call_reconnecting
 from django_jobs.db.transient import is_transient
 from django_jobs.db.writes import relax_commits, serialized_writes
 from django_jobs.jobs.models import Job
-from django_jobs.jobs.transitions import claimed, set_clause
+from django_jobs.jobs.transitions import NOW_STAND_IN, claimed, set_clause
 
 logger = logging.getLogger(__name__)
 
@@ -186,15 +186,14 @@ def _returning(
 #: Stand-ins for a claim's worker and time while its statement is compiled once (the claim is
 #: the hot path; compiling the ORM's SET and WHERE costs ~0.5 ms): ``_bind`` swaps them out.
 _WORKER = "\x00worker\x00"
-_NOW = datetime(1, 1, 1, 0, 0, 0, 424242, tzinfo=UTC)
 _STAND_INS = {_WORKER: "worker", json.dumps(_WORKER): "worker_json"}
 
 
 @lru_cache(maxsize=64)
 def _statement(database: str, backend: str, shape: str, lease: timedelta) -> tuple:
     """The claim statement of ``shape``, and its parameters with stand-ins."""
-    ready_sql, ready_params = _claimable_sql(database, backend, _NOW)
-    columns, set_params = set_clause(database, claimed(_WORKER, _NOW, lease))
+    ready_sql, ready_params = _claimable_sql(database, backend, NOW_STAND_IN)
+    columns, set_params = set_clause(database, claimed(_WORKER, NOW_STAND_IN, lease))
     select = _SELECTS[shape].format(ready=ready_sql)
     sql = f"UPDATE {TABLE} SET {columns} WHERE id IN ({select}) RETURNING {_returned()[0]}"  # noqa: S608
     return sql, tuple(set_params), tuple(ready_params)
@@ -204,7 +203,7 @@ def _bind(params, worker_id: str, now: datetime) -> list:
     values = {"worker": worker_id, "worker_json": json.dumps(worker_id)}
     bound = []
     for param in params:
-        if isinstance(param, datetime) and param == _NOW:
+        if isinstance(param, datetime) and param == NOW_STAND_IN:
             bound.append(now)
         elif isinstance(param, str) and param in _STAND_INS:
             bound.append(values[_STAND_INS[param]])

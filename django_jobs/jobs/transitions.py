@@ -13,6 +13,7 @@ successes) build their SET clause from the same column functions (``set_clause``
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from django.db import connections, models
 from django.db.models import Case, F, Q, Value, When
@@ -203,6 +204,11 @@ class JobTransitions(models.QuerySet):
 
 
 # --- statements built from the same columns ---------------------------------------------------
+#: Stands for a statement's time while it is compiled once (the hot path's statements: the
+#: claim, a batch of successes); swapped for the real time at each call.
+NOW_STAND_IN = datetime(1, 1, 1, 0, 0, 0, 424242, tzinfo=UTC)
+
+
 def set_clause(database: str, values: dict) -> tuple[str, list]:
     """The ``SET`` clause (without the keyword) and parameters of an ORM update of ``values``.
 
@@ -269,17 +275,15 @@ _SUCCEED_SQL = (
 
 
 def _succeed_set(database: str, now: datetime) -> tuple[str, list]:
-    """The SET clause of a batch of successes, compiled once; ``now`` is its one parameter."""
-    columns, params = _SUCCEED_SET.get(database) or (None, None)
-    if columns is None:
-        columns, params = set_clause(database, succeeded(_NOW, RawSQL("v.value", ())))
-        _SUCCEED_SET[database] = columns, params
-    return columns, [now if param == _NOW else param for param in params]
+    """The SET clause of a batch of successes; ``now`` is its one parameter."""
+    columns, params = _succeed_set_compiled(database)
+    return columns, [now if param == NOW_STAND_IN else param for param in params]
 
 
-#: Stands for the batch's time while its SET clause is compiled once.
-_NOW = datetime(1, 1, 1, 0, 0, 0, 424242, tzinfo=UTC)
-_SUCCEED_SET: dict[str, tuple[str, list]] = {}
+@lru_cache(maxsize=8)
+def _succeed_set_compiled(database: str) -> tuple[str, tuple]:
+    columns, params = set_clause(database, succeeded(NOW_STAND_IN, RawSQL("v.value", ())))
+    return columns, tuple(params)
 
 
 def _succeed_case(database: str, worker_id: str, batch: Sequence[tuple], now) -> set:
