@@ -53,10 +53,18 @@ _SELECTS = {
             extra=", priority, run_after", ready="{ready}", queue=" AND queue_name = queue.name"
         ),
     ),
-    #: Given ids (handed out by the Redis broker), still READY.
-    "ids": f"SELECT id FROM {TABLE} WHERE id = ANY(%s::uuid[]) AND {{ready}} "  # noqa: S608
-    "FOR UPDATE SKIP LOCKED",
 }
+
+#: Given ids (handed out by the Redis broker), still READY. The rows are locked by primary key
+#: and tested for readiness afterwards: with ``{ready}`` beside ``id = ANY(…)`` the planner
+#: walked the claim index whenever its statistics said few jobs were READY (a burst of
+#: enqueues, until autovacuum analyzes the table), filtering the whole backlog on every claim.
+_BY_IDS = (
+    f"WITH locked AS MATERIALIZED (SELECT id AS locked_id, ({{ready}}) AS is_ready "  # noqa: S608
+    f"FROM {TABLE} WHERE id = ANY(%s::uuid[]) FOR UPDATE SKIP LOCKED) "
+    f"UPDATE {TABLE} SET {{columns}} FROM locked WHERE id = locked_id AND is_ready "
+    "RETURNING {returning}"
+)
 
 
 def claim_ready(
@@ -120,9 +128,10 @@ def claim_ids(
     READY is simply not returned.
     """
     if connections[database].vendor == "postgresql":
-        return _returning(
-            database, backend, "ids", [list(ids)], [], worker_id, now, lease, relaxed, prepare
-        )
+        sql, set_params, ready_params = _by_ids_statement(database, backend, lease)
+        params = [*_bind(ready_params, worker_id, now), list(ids)]
+        params += _bind(set_params, worker_id, now)
+        return _fetch(database, sql, params, relaxed, prepare)
     candidates = Job.objects.using(database).claimable(backend, now).filter(pk__in=ids)
     return claim_locked(database, candidates, worker_id, now, lease, None)
 
@@ -172,13 +181,17 @@ def _returning(
     """PostgreSQL: one UPDATE … WHERE id IN (shape) RETURNING every column."""
     sql, set_params, ready_params = _statement(database, backend, shape, lease)
     params = [*_bind(set_params, worker_id, now), *before, *_bind(ready_params, worker_id, now)]
+    return _fetch(database, sql, [*params, *after], relaxed, prepare)
+
+
+def _fetch(database: str, sql: str, params: list, relaxed: bool, prepare: bool) -> list[Job]:
     if relaxed:
         relax_commits(database)
     if prepare:
-        rows = fetch_prepared(database, sql, [*params, *after])
+        rows = fetch_prepared(database, sql, params)
     else:
         with connections[database].cursor() as cursor:
-            cursor.execute(sql, [*params, *after])
+            cursor.execute(sql, params)
             rows = cursor.fetchall()
     return [_job_from_row(database, row) for row in rows]
 
@@ -196,6 +209,15 @@ def _statement(database: str, backend: str, shape: str, lease: timedelta) -> tup
     columns, set_params = set_clause(database, claimed(_WORKER, NOW_STAND_IN, lease))
     select = _SELECTS[shape].format(ready=ready_sql)
     sql = f"UPDATE {TABLE} SET {columns} WHERE id IN ({select}) RETURNING {_returned()[0]}"  # noqa: S608
+    return sql, tuple(set_params), tuple(ready_params)
+
+
+@lru_cache(maxsize=16)
+def _by_ids_statement(database: str, backend: str, lease: timedelta) -> tuple:
+    """The claim of given ids, and its SET and readiness parameters with stand-ins."""
+    ready_sql, ready_params = _claimable_sql(database, backend, NOW_STAND_IN)
+    columns, set_params = set_clause(database, claimed(_WORKER, NOW_STAND_IN, lease))
+    sql = _BY_IDS.format(ready=ready_sql, columns=columns, returning=_returned()[0])
     return sql, tuple(set_params), tuple(ready_params)
 
 
