@@ -329,3 +329,19 @@ def test_bench_runs_beside_workers_of_other_queues_and_prints_a_table():
         assert summary[f"{key}_per_s"] > 0 and len(summary[f"{key}_runs"]) == 1
     # (the worker's start-up counts only in the wall rate, so it is never the higher one)
     assert summary["drain_wall_per_s"] <= summary["drain_outside_per_s"]
+
+
+@pytest.mark.processes
+def test_bench_drains_after_its_enqueue_phase_left_thousands_of_deleted_jobs():
+    # Given a benchmark whose one-by-one phase enqueues (then deletes) 1,500 jobs: more than
+    # the sweep at a worker's start prunes plus what a one-slot worker pops in its rounds (on
+    # the Redis broker their ids stayed ahead of the drain's jobs, the burst worker stopped at
+    # once, and the bench died with a TypeError)
+    env = process_env(JOBS_QUEUES=BENCH_QUEUES)
+    options = [*TINY_BENCH, "--enqueue-jobs", "1500", "--concurrency", "1", "--json"]
+    # When it runs
+    done = jobs("bench", *options, env=env)
+    # Then it measured a drain of every job
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["not_successful"] == 0 and summary["drain_per_s"] > 0

@@ -213,6 +213,24 @@ def test_stale_ids_ahead_of_a_live_job_do_not_hide_it(redis_backend, redis_db):
     assert ready_ids(redis_db) == inflight_ids(redis_db) == []
 
 
+def test_thousands_of_stale_ids_ahead_of_a_live_job_do_not_stop_a_one_slot_claim(
+    redis_backend, redis_db
+):
+    # Given a live job behind 3,000 ids whose rows were deleted (a bulk delete in the admin,
+    # a benchmark's clean-up): more than a one-slot claim pops in its rounds one by one
+    stale = redis_backend.enqueue_many(
+        [(on_redis(tasks.add).using(priority=5), (i, i), {}) for i in range(3000)]
+    )
+    Job.objects.filter(pk__in=[r.id for r in stale]).delete()
+    live = on_redis(tasks.add).enqueue(1, 1)
+    # When a worker with one free slot claims
+    jobs = claim(redis_backend, limit=1)
+    # Then it gets the live job (a burst worker would otherwise have stopped), and the stale
+    # ids are gone from Redis
+    assert [str(j.pk) for j in jobs] == [live.id]
+    assert ready_ids(redis_db) == inflight_ids(redis_db) == []
+
+
 def test_claim_falls_back_to_the_database_when_redis_is_down(settings, redis_backend):
     # Given the redis backend pointing at a port where nothing listens, and a job enqueued there
     options = {**settings.TASKS["redis"]["OPTIONS"], "redis_url": "redis://127.0.0.1:1/0"}

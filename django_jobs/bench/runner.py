@@ -32,6 +32,10 @@ HISTORY_QUEUE = "bench-history"
 POLL = 0.05
 
 
+class BenchFailed(Exception):
+    """The benchmark could not measure: the workers did not run its jobs."""
+
+
 @dataclass
 class BenchConfig:
     jobs: int = 10_000
@@ -154,8 +158,13 @@ class Bench:
         worker = self.start_worker(burst=True)
         started = time.perf_counter()
         (first_at, first_done), (last_at, done) = self.watch_drain(worker, n)
-        worker.wait()
+        code = worker.wait()
         span = self.jobs.aggregate(first=Min("started_at"), last=Max("finished_at"))
+        if span["first"] is None or span["last"] is None:
+            raise BenchFailed(
+                f"the workers finished none of the {n} jobs and exited with {code}: see their "
+                "output above"
+            )
         seconds = (span["last"] - span["first"]).total_seconds()
         wall = done / (last_at - started)
         # As the harness: a drain seen whole by one poll has no steady part; report the wall.
@@ -275,6 +284,9 @@ class Bench:
 
     def clean(self) -> None:
         self.jobs.delete()
+        store = getattr(self.backend.broker, "store", None)
+        if store is not None:  # Redis: the deleted rows' ids would lie ahead of the next run's
+            store.forget_queue(QUEUE)
 
     def vacuum(self) -> None:
         connection = connections[self.database]

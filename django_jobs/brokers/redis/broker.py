@@ -99,7 +99,9 @@ class RedisBroker:
             raise BrokerUnavailable(f"redis: {e}") from e
         queues = [queue for queue in queues if queue not in self.paused]
         # Stale ids (rows cancelled, deleted or already running) are dropped as they come
-        # out; pop again rather than report "nothing ready" (a burst worker would stop).
+        # out; pop again rather than report "nothing ready" (a burst worker would stop). A
+        # round of nothing but stale ids prunes the head of the ready sets first: after a bulk
+        # delete, thousands can lie ahead of the live jobs.
         for _ in range(MAX_STALE_ROUNDS):
             ids = self._pop(queues, limit, now) if queues else []
             if not ids:
@@ -107,7 +109,16 @@ class RedisBroker:
             jobs = self._claim_rows(ids, worker_id, now)
             if jobs:
                 return jobs
+            self._prune_head(queues)
         return []
+
+    def _prune_head(self, queues: list[str]) -> None:
+        try:
+            dropped = self.sweeper.prune_head(queues)
+        except redis.RedisError as e:
+            raise BrokerUnavailable(f"redis: {e}") from e
+        if dropped:
+            logger.info("dropped stale ids ahead of the ready jobs dropped=%s", dropped)
 
     def _pop(self, queues: list[str], limit: int, now: datetime) -> list[str]:
         try:

@@ -161,6 +161,10 @@ class Store:
         if ids:
             self.redis.zadd(self.keys.inflight, dict.fromkeys(ids, 0), xx=True)
 
+    def forget_queue(self, queue: str) -> None:
+        """Drop every ready and delayed id of ``queue`` (its rows were deleted wholesale)."""
+        self.redis.delete(self.keys.ready(queue), self.keys.delayed(queue))
+
     # --- reconciling ----------------------------------------------------------------------
     def restore(self, entries: Sequence[Entry], now_ms: int, mode: str = "missing") -> int:
         """Run sweep.lua over ``entries`` (``queue`` "" means: drop from in-flight only)."""

@@ -11,7 +11,8 @@ at once: every Redis change is a guarded script, and a job re-added twice is cla
    out, as in the claim) that Redis holds nowhere are re-published: retries, rescued jobs,
    jobs enqueued while Redis was down;
 4. prune: one chunk of one ready/delayed set is checked against the database, and ids whose
-   rows are gone or no longer READY (cancelled, purged) are dropped.
+   rows are gone or no longer READY (cancelled, purged) are dropped. (A claim that pops
+   nothing but such ids prunes the head of its queues' ready sets at once: ``prune_head``.)
 """
 
 import logging
@@ -107,6 +108,22 @@ class Sweeper:
             if len(members) == self.batch
             else ((index + 1) % len(keys), 0)
         )
+        return self._drop_stale(key, members)
+
+    def prune_head(self, queues: list[str]) -> int:
+        """Drop the stale ids among the first ``batch`` of each of ``queues``' ready sets.
+
+        The claim calls it when a pop brought out nothing but stale ids: after a bulk delete
+        or cancel, thousands of them can lie ahead of the live jobs, more than popping a few at
+        a time gets through before the claim has to answer.
+        """
+        dropped = 0
+        for queue in queues:
+            key = self.store.keys.ready(queue)
+            dropped += self._drop_stale(key, self.store.redis.zrange(key, 0, self.batch - 1))
+        return dropped
+
+    def _drop_stale(self, key: str, members: list[bytes]) -> int:
         if not members:
             return 0
         delayed = key.startswith(self.store.keys.delayed(""))

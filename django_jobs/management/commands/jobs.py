@@ -313,12 +313,15 @@ class Command(BaseCommand):
                     "the benchmark."
                 )
         _inspect.refuse_shared_bench_queue(backend, QUEUE, max_age)
-        from django_jobs.bench.runner import Bench, BenchConfig
+        from django_jobs.bench.runner import Bench, BenchConfig, BenchFailed
 
         fields = BenchConfig.__dataclass_fields__
         config = BenchConfig(backend=backend, **{k: v for k, v in options.items() if k in fields})
         log = self.stderr.write if json else self.stdout.write
-        summary = Bench(config, log=log).run().summary()
+        try:
+            summary = Bench(config, log=log).run().summary()
+        except BenchFailed as e:
+            raise CommandError(f"jobs bench: {e}") from e
         self.stdout.write(json_dumps(summary) if json else _inspect.bench_table(summary))
 
     def _enqueue(self, backend, task_path, job_args, job_kwargs, queue, priority, **options):
