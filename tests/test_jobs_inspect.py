@@ -345,3 +345,16 @@ def test_bench_drains_after_its_enqueue_phase_left_thousands_of_deleted_jobs():
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["not_successful"] == 0 and summary["drain_per_s"] > 0
+
+
+@pytest.mark.processes
+def test_bench_whose_workers_run_none_of_its_jobs_stops_with_one_line():
+    # Given the bench's queue paused by an operator: its burst workers claim nothing and exit
+    env = process_env(JOBS_QUEUES=BENCH_QUEUES)
+    assert jobs("pause", "bench", env=env).returncode == 0
+    # When the benchmark runs
+    done = jobs("bench", *TINY_BENCH, env=env)
+    # Then it stops with one line saying what happened, not a traceback
+    assert done.returncode == 1
+    line = one_line_error(done)
+    assert "jobs bench: the workers finished none of the 20 jobs and exited with 0" in line

@@ -30,6 +30,8 @@ HISTORY_QUEUE = "bench-history"
 #: Seconds between this process's counts of finished jobs during a drain. The shared harness
 #: polls every 0.2 s; finer polls place the first and the last finish more closely.
 POLL = 0.05
+#: Seconds the latency phase waits for one job to run before it gives up.
+LATENCY_PATIENCE = 30.0
 
 
 class BenchFailed(Exception):
@@ -201,12 +203,11 @@ class Bench:
         """Enqueue one job at a time into an idle worker; enqueue-to-start percentiles."""
         worker = self.start_worker(burst=False, processes=1, concurrency=1)
         try:
-            self.wait_until_idle_worker_ready()
+            self.wait_for_job(worker, self.task.enqueue(-1).id, 0.01)  # the worker is up
             samples = []
             for i in range(self.config.latency_samples):
                 result = self.task.enqueue(i)
-                while not self.jobs.filter(pk=result.id, status=JobStatus.SUCCESSFUL).exists():
-                    time.sleep(0.002)
+                self.wait_for_job(worker, result.id, 0.002)
                 job = self.jobs.get(pk=result.id)
                 samples.append((job.started_at - job.enqueued_at).total_seconds() * 1000)
                 time.sleep(0.02)  # let the worker go idle again
@@ -220,10 +221,24 @@ class Bench:
             "p99": round(quantiles[98], 2),
         }
 
-    def wait_until_idle_worker_ready(self) -> None:
-        probe = self.task.enqueue(-1)
-        while not self.jobs.filter(pk=probe.id, status=JobStatus.SUCCESSFUL).exists():
-            time.sleep(0.01)
+    def wait_for_job(self, worker: subprocess.Popen, job_id: str, interval: float) -> None:
+        """Wait until the job succeeded; stop with ``BenchFailed`` if the worker exited or
+        the job did not run within ``LATENCY_PATIENCE`` seconds (it used to wait forever)."""
+        deadline = time.monotonic() + LATENCY_PATIENCE
+        done = self.jobs.filter(pk=job_id, status=JobStatus.SUCCESSFUL)
+        while not done.exists():
+            if worker.poll() is not None:
+                raise BenchFailed(
+                    f"the latency phase's worker exited with {worker.returncode}: see its "
+                    "output above"
+                )
+            if time.monotonic() > deadline:
+                status = self.jobs.filter(pk=job_id).values_list("status", flat=True).first()
+                raise BenchFailed(
+                    f"the latency phase's job {job_id} did not run within "
+                    f"{LATENCY_PATIENCE:.0f}s (it is {status})"
+                )
+            time.sleep(interval)
 
     # --- helpers --------------------------------------------------------------------------
     def setup(self) -> dict:
