@@ -78,8 +78,9 @@ def admin_page(name: str) -> str:
 
 
 def settled(server) -> int:
-    """ZREM calls Redis served: the claim settles every id it popped with one."""
-    return server.info("commandstats").get("cmdstat_zrem", {}).get("calls", 0)
+    """Claims Redis served: each pops through claim.lua (EVALSHA), settling the last one's
+    ids on the way."""
+    return server.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
 
 
 # --- commands --------------------------------------------------------------------------------

@@ -50,6 +50,8 @@ class RedisBroker:
         self._closed = threading.Event()
         self._listener: threading.Thread | None = None
         self._push_again_at = 0.0
+        #: Ids the database decided about since the last pop, settled by the next one.
+        self._decided: list[str] = []
         #: Paused queue names, refreshed by the worker's heartbeat.
         self.paused: frozenset[str] = frozenset()
         #: A safety net only: workers are woken by a blocking pop.
@@ -121,11 +123,14 @@ class RedisBroker:
             logger.info("dropped stale ids ahead of the ready jobs dropped=%s", dropped)
 
     def _pop(self, queues: list[str], limit: int, now: datetime) -> list[str]:
+        settle = list(self._decided)
         try:
             lease_ms = int(self.options.lease_seconds * 1000)
-            return self.store.pop(queues, limit, epoch_ms(now), lease_ms)
+            ids = self.store.pop(queues, limit, epoch_ms(now), lease_ms, settle)
         except redis.RedisError as e:
             raise BrokerUnavailable(f"redis: {e}") from e
+        del self._decided[: len(settle)]
+        return ids
 
     def _claim_rows(self, ids: list[str], worker_id: str, now: datetime) -> list:
 
@@ -154,7 +159,12 @@ class RedisBroker:
             # of after the lease (the sweep needs the database, which is what just failed).
             self._expire(ids)
             raise
-        self._settle(ids, len(jobs))
+        if len(jobs) < len(ids):
+            logger.debug("dropped ids whose rows are not ready dropped=%s", len(ids) - len(jobs))
+        # The database decided about these ids: the next pop drops them from in-flight (one
+        # round trip less per claim; until then their in-flight lease covers them, and if no
+        # pop comes the sweeper drops them once it runs out, their rows being claimed).
+        self._decided += ids
         order = {job_id: n for n, job_id in enumerate(ids)}
         return sorted(jobs, key=lambda job: order[str(job.pk)])
 
@@ -163,14 +173,6 @@ class RedisBroker:
             self.store.expire(ids)
         except redis.RedisError as e:
             logger.warning("could not release in-flight ids=%s error=%r", len(ids), e)
-
-    def _settle(self, ids: list[str], claimed: int) -> None:
-        if claimed < len(ids):
-            logger.debug("dropped ids whose rows are not ready dropped=%s", len(ids) - claimed)
-        try:
-            self.store.settle(ids)
-        except redis.RedisError as e:
-            logger.warning("could not settle in-flight ids=%s error=%r", len(ids), e)
 
     def sweep(self, now: datetime, every: float | None = None) -> int:
         self.gated.refresh(now)  # gated jobs are never in Redis: look for them in the database
@@ -222,3 +224,9 @@ class RedisBroker:
 
     def close(self) -> None:
         self._closed.set()
+        if self._decided:  # no pop will come: settle them now (else the sweeper would)
+            try:
+                self.store.settle(self._decided)
+            except redis.RedisError as e:
+                logger.debug("could not settle in-flight ids=%s error=%r", len(self._decided), e)
+            self._decided = []

@@ -139,14 +139,22 @@ class Store:
     def queues(self) -> list[str]:
         return sorted(q.decode() for q in self.redis.smembers(self.keys.queues))
 
-    def pop(self, queues: Sequence[str], limit: int, now_ms: int, lease_ms: int) -> list[str]:
-        """Run claim.lua: promote due delayed ids, move the best ``limit`` to in-flight."""
+    def pop(
+        self,
+        queues: Sequence[str],
+        limit: int,
+        now_ms: int,
+        lease_ms: int,
+        settle: Sequence[str] = (),
+    ) -> list[str]:
+        """Run claim.lua: settle ``settle`` (drop them from in-flight), promote due delayed
+        ids, move the best ``limit`` to in-flight."""
         keys = [
             self.keys.inflight,
             *(self.keys.ready(q) for q in queues),
             *(self.keys.delayed(q) for q in queues),
         ]
-        ids = self._claim(keys=keys, args=[now_ms, limit, now_ms + lease_ms])
+        ids = self._claim(keys=keys, args=[now_ms, limit, now_ms + lease_ms, *settle])
         return [i.decode() for i in ids]
 
     def settle(self, ids: Iterable[str]) -> None:

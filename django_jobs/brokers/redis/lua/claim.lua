@@ -7,6 +7,8 @@
 -- ARGV[1]  now (epoch ms)
 -- ARGV[2]  limit: how many ids to hand out at most
 -- ARGV[3]  lease deadline of the handed-out ids (epoch ms)
+-- ARGV[4 ..] ids the database has decided about since the last pop (claimed, or not READY):
+--          they leave in-flight first (the previous claim's settle, riding on this call)
 --
 -- Returns the claimed ids, best first (highest priority, then oldest run_after).
 -- A lower ready score is better, so one ZRANGE per queue finds each queue's best ids.
@@ -15,6 +17,10 @@ local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local deadline = ARGV[3]
 local n = (#KEYS - 1) / 2
+
+for i = 4, #ARGV do
+    redis.call('ZREM', KEYS[1], ARGV[i])
+end
 
 -- Promote: delayed jobs whose run_after has come join their ready set (bounded per call).
 for i = 1, n do
