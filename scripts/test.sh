@@ -5,8 +5,7 @@
 #   TEST_ONLY=sqlite,postgresql bash scripts/test.sh -k claim
 # Runs in .venv (the newest Django, 6.1): sqlite, browser (the admin in Chromium, on SQLite),
 # postgresql (in-process tests) and postgresql-processes (real workers and beats) side by side,
-# performance (the million-row plans, PostgreSQL), mariadb and mariadb-processes (the same
-# split), postgresql+redis (only
+# performance (the million-row plans, PostgreSQL), mariadb, postgresql+redis (only
 # the tests marked redis, which fail there if Redis is down), redis-broker, faults (the fault
 # suite's short versions, tests/faults, on PostgreSQL, with a private redis-server and PostgreSQL
 # cluster of its own; long versions: scripts/faults.sh), packaging (the tests marked
@@ -57,10 +56,6 @@ run_env() {
         mariadb)
             echo "DATABASE_URL=$MARIADB_URL"
             echo "TEST_DATABASE_NAME=test_test$SUFFIX"
-            ;;
-        mariadb-processes)
-            echo "DATABASE_URL=$MARIADB_URL"
-            echo "TEST_DATABASE_NAME=test_testprocesses$SUFFIX"
             ;;
         postgresql+redis)
             echo "DATABASE_URL=$PG_URL"
@@ -124,9 +119,6 @@ run_marker() {
         # side, so that neither is left alone on one core at the end.
         postgresql) echo "not processes and not browser and not performance and $base and not redis" ;;
         postgresql-processes) echo "processes and not browser and not performance and $base and not redis" ;;
-        # MariaDB's likewise: it was the last run left once PostgreSQL's was split.
-        mariadb) echo "not processes and not browser and not performance and $base and not redis" ;;
-        mariadb-processes) echo "processes and not browser and not performance and $base and not redis" ;;
         *) echo "not browser and not performance and $base and not redis" ;;
     esac
 }
@@ -265,7 +257,7 @@ main() {
     "$ROOT/.venv/bin/ruff" check . || die "ruff check failed (try 'make format')"
 
     for name in sqlite browser postgresql postgresql-processes performance mariadb \
-        mariadb-processes postgresql+redis redis-broker django60 django52 django52-postgresql faults packaging; do
+        postgresql+redis redis-broker django60 django52 django52-postgresql faults packaging; do
         selected "$name" && parallel+=("$name")
     done
     if [[ ${#parallel[@]} -gt 0 ]]; then
