@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -301,6 +302,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "spawn_worker" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.processes)
+
+
+def copy_job(job_id, count: int) -> None:
+    """Insert ``count`` copies of job ``job_id`` (new ids, every other field the same)."""
+    from django_jobs.models import Job
+
+    job = Job.objects.get(pk=job_id)
+    fields = [f.attname for f in Job._meta.fields if not f.primary_key]
+    Job.objects.bulk_create(
+        Job(id=uuid.uuid4(), **{name: getattr(job, name) for name in fields}) for _ in range(count)
+    )
 
 
 @contextmanager

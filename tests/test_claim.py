@@ -2,7 +2,6 @@
 
 import threading
 import time
-import uuid
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -17,6 +16,7 @@ from django_jobs.jobs.status import JobStatus
 from django_jobs.models import Job
 from django_jobs.tasks_api import task_backends
 from tests import tasks
+from tests.conftest import copy_job
 
 #: Queries of one claim that finds jobs, per vendor, pinned so the hot path cannot silently
 #: grow. PostgreSQL: one UPDATE … RETURNING. Elsewhere (inside the test's transaction):
@@ -306,12 +306,7 @@ def test_postgresql_claim_can_use_partial_claim_index(db):
     # Given a table with a history of finished jobs and a ready one, its statistics fresh (the
     # planner's choice must not depend on what earlier tests left in the table's statistics)
     result = enqueue(tasks.add, 1, 1)
-    history = Job.objects.get(pk=result)
-    rows = []
-    for _ in range(2000):
-        history.pk = uuid.uuid4()
-        rows.append(Job(**{f.attname: getattr(history, f.attname) for f in Job._meta.fields}))
-    Job.objects.bulk_create(rows)
+    copy_job(result, 2000)
     Job.objects.exclude(pk=result).update(status=JobStatus.SUCCESSFUL, finished_at=timezone.now())
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE django_jobs_job")
@@ -332,12 +327,7 @@ def test_postgresql_claim_can_use_partial_claim_index(db):
 def test_claim_by_ids_looks_rows_up_by_primary_key_when_statistics_are_stale(db):
     # Given statistics taken while no job was READY, then a burst of ready jobs (the planner
     # thinks a handful are READY until autovacuum analyzes the table again, up to a minute)
-    history = Job.objects.get(pk=enqueue(tasks.add, 1, 1))
-    rows = []
-    for _ in range(2000):
-        history.pk = uuid.uuid4()
-        rows.append(Job(**{f.attname: getattr(history, f.attname) for f in Job._meta.fields}))
-    Job.objects.bulk_create(rows)
+    copy_job(enqueue(tasks.add, 1, 1), 2000)
     Job.objects.update(status=JobStatus.SUCCESSFUL, finished_at=timezone.now())
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE django_jobs_job")

@@ -21,7 +21,7 @@ from django_jobs.jobs.status import JobStatus
 from django_jobs.models import Job, Worker
 from django_jobs.testing import run_jobs
 from tests import tasks
-from tests.conftest import QUEUES, ROOT, process_env
+from tests.conftest import QUEUES, ROOT, copy_job, process_env
 from tests.test_jobs_cli import failed, jobs, one_line_error
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -238,13 +238,7 @@ def test_health_counts_the_workers_that_heartbeated_recently(given, args, code):
 # --- progress bars ----------------------------------------------------------------------------
 def test_a_bulk_retry_draws_a_progress_bar_on_a_terminal_only():
     # Given more failed jobs than one batch
-    result = tasks.add.enqueue(1, 1)
-    template = Job.objects.get(pk=result.id)
-    rows = []
-    for _ in range(1499):
-        template.pk = uuid.uuid4()
-        rows.append(Job(**{f.attname: getattr(template, f.attname) for f in Job._meta.fields}))
-    Job.objects.bulk_create(rows)
+    copy_job(tasks.add.enqueue(1, 1).id, 1499)
     Job.objects.update(status=JobStatus.FAILED, finished_at=timezone.now())
     # When they are retried from a script (stderr a pipe)
     piped = jobs("retry", "--status", "FAILED")

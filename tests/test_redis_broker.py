@@ -217,34 +217,19 @@ def test_ids_whose_rows_are_not_ready_are_dropped(redis_backend, redis_db):
     assert ready_ids(redis_db) == inflight_ids(redis_db) == []
 
 
-def test_stale_ids_ahead_of_a_live_job_do_not_hide_it(redis_backend, redis_db):
-    # Given a live job behind many ids whose rows were deleted (a purge, a truncated table)
-    stale = [on_redis(tasks.add).using(priority=5).enqueue(i, i) for i in range(12)]
-    Job.objects.filter(pk__in=[r.id for r in stale]).delete()
-    live = on_redis(tasks.add).enqueue(1, 1)
-    # When a worker claims a few at a time
-    jobs = claim(redis_backend, limit=3)
-    # Then it gets the live job in one call, and the stale ids are gone (the live one stays
-    # in flight until the next pop)
-    assert [str(j.pk) for j in jobs] == [live.id]
-    assert ready_ids(redis_db) == []
-    assert inflight_ids(redis_db) == [live.id]
-
-
-def test_thousands_of_stale_ids_ahead_of_a_live_job_do_not_stop_a_one_slot_claim(
-    redis_backend, redis_db
-):
-    # Given a live job behind 3,000 ids whose rows were deleted (a bulk delete in the admin,
-    # a benchmark's clean-up): more than a one-slot claim pops in its rounds one by one
+@pytest.mark.parametrize("stale_count, limit", [(12, 3), (3000, 1)])
+def test_stale_ids_ahead_of_a_live_job_do_not_hide_it(redis_backend, redis_db, stale_count, limit):
+    # Given a live job behind ids whose rows were deleted (a purge, a bulk delete in the admin,
+    # a benchmark's clean-up): 3,000 are more than a one-slot claim pops in its rounds
     stale = redis_backend.enqueue_many(
-        [(on_redis(tasks.add).using(priority=5), (i, i), {}) for i in range(3000)]
+        [(on_redis(tasks.add).using(priority=5), (i, i), {}) for i in range(stale_count)]
     )
     Job.objects.filter(pk__in=[r.id for r in stale]).delete()
     live = on_redis(tasks.add).enqueue(1, 1)
-    # When a worker with one free slot claims
-    jobs = claim(redis_backend, limit=1)
-    # Then it gets the live job (a burst worker would otherwise have stopped), and the stale
-    # ids are gone from Redis (the live one stays in flight until the next pop)
+    # When a worker claims a few at a time, or with one free slot
+    jobs = claim(redis_backend, limit=limit)
+    # Then it gets the live job in one call (a burst worker would otherwise have stopped),
+    # and the stale ids are gone (the live one stays in flight until the next pop)
     assert [str(j.pk) for j in jobs] == [live.id]
     assert ready_ids(redis_db) == []
     assert inflight_ids(redis_db) == [live.id]

@@ -123,13 +123,12 @@ class RedisBroker:
             logger.info("dropped stale ids ahead of the ready jobs dropped=%s", dropped)
 
     def _pop(self, queues: list[str], limit: int, now: datetime) -> list[str]:
-        settle = list(self._decided)
         try:
             lease_ms = int(self.options.lease_seconds * 1000)
-            ids = self.store.pop(queues, limit, epoch_ms(now), lease_ms, settle)
+            ids = self.store.pop(queues, limit, epoch_ms(now), lease_ms, self._decided)
         except redis.RedisError as e:
             raise BrokerUnavailable(f"redis: {e}") from e
-        del self._decided[: len(settle)]
+        self._decided = []  # settled by that pop (kept for the next one if it failed)
         return ids
 
     def _claim_rows(self, ids: list[str], worker_id: str, now: datetime) -> list:
